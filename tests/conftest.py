@@ -1,0 +1,5 @@
+"""Test-wide configuration: the service fixtures are plugins under tests/fixtures/."""
+
+pytest_plugins = [
+    "tests.fixtures.azurite",
+]
