@@ -2,4 +2,6 @@
 
 pytest_plugins = [
     "tests.fixtures.azurite",
+    "tests.fixtures.batch_emulator",
+    "tests.fixtures.functions_host",
 ]

@@ -1,0 +1,153 @@
+"""Pool activities on Azure Batch: pick the image, create the pool, poll it, list its nodes and SSH endpoints,
+delete it."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+import azure.durable_functions as df
+from azure.batch import models
+from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
+
+from activities._common import error_code, is_client_error, service_error, settings
+from provisioning.clients import batch_client
+from provisioning.images import ImageSelectionError, select_image
+from provisioning.nodes import classify_node_state, missing_pool_snapshot, summarize_pool
+from provisioning.pool_spec import SSH_BACKEND_PORT, build_pool_spec, existing_pool_difference
+
+bp = df.Blueprint()
+log = logging.getLogger(__name__)
+
+NODE_FIELDS = ["id", "state", "startTaskInfo", "errors", "endpointConfiguration"]
+
+
+def select_pool_image(payload: dict[str, Any]) -> dict[str, Any]:
+    """Resolve the request's image against the live `list_supported_images` answer."""
+    catalog = [image.as_dict() for image in batch_client(settings()).list_supported_images()]
+    try:
+        image = select_image(catalog, payload["image"], datetime.now(UTC))
+    except ImageSelectionError as exc:
+        return {"ok": False, "error": {"code": exc.code, "message": str(exc)}}
+    log.info("image for pool %s: %s", payload.get("poolId"), image["description"])
+    return {"ok": True, "image": image}
+
+
+def create_pool(payload: dict[str, Any]) -> dict[str, Any]:
+    """Create the pool; an existing pool with the same spec is success, one with another spec is an error."""
+    request, image = payload["request"], payload["image"]
+    client = batch_client(settings())
+    spec = build_pool_spec(request, image)
+    try:
+        client.create_pool(models.BatchPoolCreateOptions(spec))
+        log.info("created pool %s", request["poolId"])
+        return {"ok": True, "created": True}
+    except ResourceExistsError as exc:
+        if error_code(exc) != "PoolExists":
+            return {"ok": False, "error": service_error(exc)}
+    except HttpResponseError as exc:
+        if not is_client_error(exc):
+            raise  # 5xx after the SDK's own retries: let the orchestration retry the activity
+        return {"ok": False, "error": service_error(exc)}
+    try:
+        existing = client.get_pool(request["poolId"]).as_dict()
+    except ResourceNotFoundError:  # deleted between our create and get: let the retry create it
+        raise RuntimeError(f"pool {request['poolId']} vanished while checking its spec; retry") from None
+    if (existing.get("state") or "").lower() == "deleting":
+        return {"ok": False, "error": {"code": "PoolBeingDeleted", "message": "the pool is being deleted"}}
+    difference = existing_pool_difference(existing, request)
+    if difference:
+        message = f"pool {request['poolId']} already exists with a different specification: {difference}"
+        return {"ok": False, "error": {"code": "PoolExistsWithDifferentSpec", "message": message}}
+    log.info("pool %s already exists with the same spec", request["poolId"])
+    return {"ok": True, "created": False}
+
+
+def _nodes(client: Any, pool_id: str) -> list[dict[str, Any]]:
+    return [n.as_dict() for n in client.list_nodes(pool_id, select=NODE_FIELDS)]
+
+
+def poll_pool(payload: dict[str, Any]) -> dict[str, Any]:
+    """A compact snapshot of the pool and its nodes (see provisioning.nodes.summarize_pool)."""
+    client = batch_client(settings())
+    pool_id = payload["poolId"]
+    try:
+        pool = client.get_pool(pool_id).as_dict()
+        nodes = _nodes(client, pool_id)
+    except ResourceNotFoundError:
+        return missing_pool_snapshot()
+    return summarize_pool(pool, nodes, include_usable=bool(payload.get("includeUsable")))
+
+
+def delete_pool(payload: dict[str, Any]) -> dict[str, Any]:
+    """Start deleting the pool (asynchronous in Batch); a pool already gone or going is fine."""
+    client = batch_client(settings())
+    try:
+        client.begin_delete_pool(payload["poolId"], polling_interval=1)
+    except ResourceNotFoundError:
+        return {"deleted": False, "alreadyGone": True}
+    except ResourceExistsError as exc:
+        if error_code(exc) != "PoolBeingDeleted":
+            raise
+    log.info("deleting pool %s", payload["poolId"])
+    return {"deleted": True, "alreadyGone": False}
+
+
+def list_pool_node_ids(payload: dict[str, Any]) -> dict[str, Any]:
+    """Ids of every node in the pool; a missing pool has none."""
+    client = batch_client(settings())
+    try:
+        ids = [n.id for n in client.list_nodes(payload["poolId"], select=["id"])]
+    except ResourceNotFoundError:
+        return {"exists": False, "nodeIds": []}
+    return {"exists": True, "nodeIds": sorted(ids)}
+
+
+def _endpoint_from_node(node: dict[str, Any]) -> tuple[str, int] | None:
+    for endpoint in (node.get("endpointConfiguration") or {}).get("inboundEndpoints") or []:
+        if endpoint.get("backendPort") == SSH_BACKEND_PORT and endpoint.get("publicIPAddress"):
+            return endpoint["publicIPAddress"], int(endpoint["frontendPort"])
+    return None
+
+
+def gather_ssh_endpoints(payload: dict[str, Any]) -> dict[str, Any]:
+    """Each node's SSH address: from list_nodes' endpoint configuration, else its remote login settings."""
+    client = batch_client(settings())
+    pool_id, wanted = payload["poolId"], set(payload["nodeIds"])
+    endpoints: dict[str, dict[str, Any]] = {}
+    missing: dict[str, str] = {}
+    try:
+        nodes = [n for n in _nodes(client, pool_id) if n["id"] in wanted]
+    except ResourceNotFoundError:
+        return {"endpoints": {}, "missing": {n: "the pool no longer exists" for n in sorted(wanted)}}
+    for node in nodes:
+        state = (node.get("state") or "").lower()
+        found = _endpoint_from_node(node)
+        if found is None:
+            try:
+                login = client.get_node_remote_login_settings(pool_id, node["id"])
+                found = (login.remote_login_ip_address, int(login.remote_login_port))
+            except HttpResponseError as exc:
+                missing[node["id"]] = service_error(exc)["message"]
+                continue
+        endpoints[node["id"]] = {
+            "ip": found[0],
+            "port": found[1],
+            "state": state,
+            "category": classify_node_state(state).value,
+        }
+    for node_id in sorted(wanted - set(endpoints) - set(missing)):
+        missing[node_id] = "the node is no longer in the pool"
+    return {"endpoints": endpoints, "missing": missing}
+
+
+for _activity in (
+    select_pool_image,
+    create_pool,
+    poll_pool,
+    delete_pool,
+    list_pool_node_ids,
+    gather_ssh_endpoints,
+):
+    bp.activity_trigger(input_name="payload")(_activity)

@@ -1,0 +1,77 @@
+"""Runs start tasks for real: `/bin/sh -c <commandLine>` in the node's startup working directory with the Batch
+environment, stdout.txt / stderr.txt kept in the startup dir; a semaphore bounds how many run at once."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+
+from devstack.batch_emulator.nodefs import NodeLayout
+
+DEFAULT_CONCURRENCY = 4
+
+
+class StartTaskRunner:
+    """Starts each task in its own process group so it can be stopped as a whole (pool delete, shutdown)."""
+
+    def __init__(self, concurrency: int = DEFAULT_CONCURRENCY) -> None:
+        if concurrency < 1:
+            raise ValueError("start-task concurrency must be at least 1")
+        self._semaphore = asyncio.Semaphore(concurrency)
+        self._running: set[asyncio.subprocess.Process] = set()
+
+    @property
+    def running(self) -> int:
+        return len(self._running)
+
+    async def run(self, command_line: str, layout: NodeLayout, env: dict[str, str]) -> int:
+        """Run once and return the exit code (128+N when killed by signal N)."""
+        async with self._semaphore:
+            layout.startup_wd.mkdir(parents=True, exist_ok=True)
+            with (
+                open(layout.startup / "stdout.txt", "wb") as out,
+                open(layout.startup / "stderr.txt", "wb") as err,
+            ):
+                proc = await asyncio.create_subprocess_exec(
+                    "/bin/sh",
+                    "-c",
+                    command_line,
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=err,
+                    cwd=layout.startup_wd,
+                    env=env,
+                    start_new_session=True,
+                )
+            self._running.add(proc)
+            try:
+                code = await proc.wait()
+            except asyncio.CancelledError:
+                _kill_group(proc)
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(proc.wait())
+                raise
+            finally:
+                self._running.discard(proc)
+            return code if code >= 0 else 128 - code
+
+    def kill_all(self) -> None:
+        for proc in list(self._running):
+            _kill_group(proc)
+
+
+def write_injected_failure(layout: NodeLayout, exit_code: int) -> None:
+    """The files a start task failed by fault injection leaves (it does not run)."""
+    layout.startup.mkdir(parents=True, exist_ok=True)
+    (layout.startup / "stdout.txt").write_bytes(b"")
+    (layout.startup / "stderr.txt").write_text(
+        f"start task failure injected by the emulator (exit code {exit_code})\n"
+    )
+
+
+def _kill_group(proc: asyncio.subprocess.Process) -> None:
+    if proc.returncode is None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)

@@ -1,0 +1,95 @@
+"""`python -m devstack.functions_host --app-dir DIR`: run a Functions app on loopback until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from devstack.functions_host.server import FunctionsHost, check_loopback
+from devstack.functions_host.settings import SettingsError, apply_settings, load_local_settings
+
+DEFAULT_PORT = 7071
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m devstack.functions_host",
+        description="Run an Azure Functions Python (v2 model) app locally, with durable functions.",
+    )
+    parser.add_argument(
+        "--app-dir", required=True, type=Path, help="directory holding function_app.py and host.json"
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="loopback address to listen on (127.0.0.0/8)")
+    parser.add_argument(
+        "--port", type=int, help="TCP port (default: local.settings.json Host.LocalHttpPort, or 7071)"
+    )
+    parser.add_argument(
+        "--data-dir", type=Path, help="keys, timer status and durable store (default: APP_DIR/.devstack)"
+    )
+    args = parser.parse_args(argv)
+    try:
+        check_loopback(args.host)
+    except ValueError as exc:
+        parser.error(str(exc))
+    if args.port is not None and not 0 <= args.port < 65536:
+        parser.error(f"--port must be from 0 to 65535 (got {args.port})")
+    if not args.app_dir.is_dir():
+        parser.error(f"--app-dir {args.app_dir} is not a directory")
+    return args
+
+
+def configure_logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stdout,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        force=True,
+    )
+    for noisy in ("azure", "aiohttp.access", "asyncio"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+async def serve(host: FunctionsHost) -> int:
+    """Start, print the ready banner, wait for SIGTERM/SIGINT, stop."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await host.start()
+    except Exception as exc:
+        await host.stop()
+        host.log.debug("start failed", exc_info=exc)
+        print(f"functions-host: error: {exc}", file=sys.stderr, flush=True)
+        return 1
+    print("\n".join(host.banner()), flush=True)
+    await stop.wait()
+    host.log.info("stopping")
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.remove_signal_handler(sig)
+    await host.stop()
+    host.log.info("stopped")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    configure_logging()
+    app_dir = args.app_dir.resolve()
+    try:
+        settings = load_local_settings(app_dir)
+    except SettingsError as exc:
+        print(f"functions-host: error: {exc}", file=sys.stderr)
+        return 1
+    apply_settings(settings.values)
+    port = args.port if args.port is not None else settings.local_http_port or DEFAULT_PORT
+    host = FunctionsHost(app_dir, host=args.host, port=port, data_dir=args.data_dir)
+    return asyncio.run(serve(host))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

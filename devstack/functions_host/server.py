@@ -1,0 +1,199 @@
+"""The host itself: load the app, serve HTTP triggers and the durable API with aiohttp on loopback, run
+queue listeners, timers and the durable engine, and stop them all cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from aiohttp import web
+
+from devstack.functions_host.app_loader import (
+    HTTP_TRIGGER,
+    QUEUE_TRIGGER,
+    TIMER_TRIGGER,
+    FunctionSpec,
+    load_app,
+)
+from devstack.functions_host.durable_bridge import build_engine, client_binding_factory, uses_durable
+from devstack.functions_host.host_config import HostConfig, load_host_config
+from devstack.functions_host.http_trigger import MAX_BODY_BYTES, HttpTriggers, build_routes
+from devstack.functions_host.invocation import Invoker
+from devstack.functions_host.keys import HostKeys, load_or_create_keys, presented_key
+from devstack.functions_host.queue_storage import QueueClients
+from devstack.functions_host.queue_trigger import QueueListener
+from devstack.functions_host.timer_trigger import TimerRunner, TimerStatusStore
+
+DATA_DIR_NAME = ".devstack"
+READY_PREFIX = "functions-host ready at"
+DRAIN_SECONDS = 10.0
+
+
+def check_loopback(host: str) -> str:
+    """The address itself if it is in 127.0.0.0/8; ValueError otherwise (the host never listens elsewhere)."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError(f"--host must be an IPv4 loopback address in 127.0.0.0/8 (got {host!r})") from None
+    if address.version != 4 or not address.is_loopback:
+        raise ValueError(f"--host must be an IPv4 loopback address in 127.0.0.0/8 (got {host!r})")
+    return host
+
+
+def default_data_dir(app_dir: Path) -> Path:
+    return Path(app_dir) / DATA_DIR_NAME
+
+
+def _thread_count() -> int:
+    configured = os.environ.get("PYTHON_THREADPOOL_THREAD_COUNT", "")
+    if configured.isdigit() and int(configured) > 0:
+        return int(configured)
+    return min(32, (os.cpu_count() or 1) + 4)
+
+
+class FunctionsHost:
+    """One app on one loopback port. start() raises on any problem with the app before binding the port."""
+
+    def __init__(
+        self,
+        app_dir: Path,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 7071,
+        data_dir: Path | None = None,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        self.app_dir = Path(app_dir).resolve()
+        self.host = check_loopback(host)
+        self.port = port
+        self.data_dir = Path(data_dir) if data_dir else default_data_dir(self.app_dir)
+        self.log = logger or logging.getLogger("functions_host")
+        self.config: HostConfig | None = None
+        self.specs: list[FunctionSpec] = []
+        self.keys: HostKeys | None = None
+        self.engine = None
+        self.http: HttpTriggers | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._queues = QueueClients()
+        self._listeners: list[QueueListener] = []
+        self._timers: list[TimerRunner] = []
+        self._tasks: list[asyncio.Task] = []
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    async def start(self) -> None:
+        self.config = load_host_config(self.app_dir)
+        self.specs = load_app(self.app_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.keys = load_or_create_keys(self.data_dir)
+        self._executor = ThreadPoolExecutor(max_workers=_thread_count(), thread_name_prefix="function")
+        invoker = Invoker(
+            executor=self._executor,
+            queues=self._queues,
+            queue_encoding=self.config.queues.message_encoding,
+            function_directory=str(self.app_dir),
+            logger=self.log,
+        )
+        by_type = {t: [s for s in self.specs if s.trigger_type == t] for t in (QUEUE_TRIGGER, TIMER_TRIGGER)}
+        self._listeners = [
+            QueueListener(
+                s, queues=self._queues, settings=self.config.queues, invoker=invoker, logger=self.log
+            )
+            for s in by_type[QUEUE_TRIGGER]
+        ]
+        store = TimerStatusStore(self.data_dir)
+        self._timers = [
+            TimerRunner(s, store=store, invoker=invoker, logger=self.log) for s in by_type[TIMER_TRIGGER]
+        ]
+        app = web.Application(client_max_size=MAX_BODY_BYTES)
+        app.router.add_get("/admin/host/ping", self._ping)
+        app.router.add_get("/admin/host/status", self._status)
+        durable_client = None
+        if uses_durable(self.specs):
+            durable_client = await self._start_durable(app, invoker)
+        self.http = HttpTriggers(
+            build_routes(self.specs),
+            route_prefix=self.config.http.route_prefix,
+            keys=self.keys,
+            invoker=invoker,
+            durable_client=durable_client,
+            logger=self.log,
+        )
+        self.http.mount(app)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=DRAIN_SECONDS)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, self.host, self.port).start()
+        if self.port == 0:
+            self.port = self._runner.addresses[0][1]
+        self._tasks = [
+            asyncio.create_task(x.run(), name=f"queue trigger {x.spec.name}") for x in self._listeners
+        ]
+        self._tasks += [
+            asyncio.create_task(t.run(), name=f"timer trigger {t.spec.name}") for t in self._timers
+        ]
+        for task in self._tasks:
+            task.add_done_callback(self._report_crash)
+
+    def _report_crash(self, task: asyncio.Task) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            self.log.error("%s stopped unexpectedly", task.get_name(), exc_info=task.exception())
+
+    async def _start_durable(self, app: web.Application, invoker: Invoker):
+        from devstack.functions_host.durable.http_api import add_durable_routes
+
+        self.engine = build_engine(
+            self.specs, invoker=invoker, settings=self.config.durable, data_dir=self.data_dir, logger=self.log
+        )
+        await self.engine.start()
+        add_durable_routes(app, self.engine, check_key=self._durable_key_ok, key=self.keys.function_key)
+        return client_binding_factory(
+            base_url=self.base_url, default_hub=self.config.durable.hub_name, key=self.keys.function_key
+        )
+
+    def _durable_key_ok(self, request: web.Request) -> bool:
+        return self.keys.is_host_key(presented_key(request.query, request.headers))
+
+    async def _ping(self, request: web.Request) -> web.Response:
+        return web.Response(status=200)
+
+    async def _status(self, request: web.Request) -> web.Response:
+        if not self.keys.allows("ADMIN", presented_key(request.query, request.headers)):
+            return web.Response(status=401)
+        return web.json_response({"state": "Running", "functions": [s.name for s in self.specs]})
+
+    def banner(self) -> list[str]:
+        lines = [f"{READY_PREFIX} {self.base_url} key={self.keys.function_key}"]
+        lines.append(f"  data directory: {self.data_dir}")
+        lines += self.http.describe(self.base_url) if self.http else []
+        for spec in self.specs:
+            if spec.trigger_type != HTTP_TRIGGER:
+                lines.append(f"  {spec.name}: {spec.trigger_type}")
+        return lines
+
+    async def stop(self) -> None:
+        """Stop triggers, let in-flight work finish (bounded), then stop HTTP, the engine and the clients."""
+        for source in (*self._listeners, *self._timers):
+            source.stop()
+        await asyncio.gather(*(x.drain(DRAIN_SECONDS) for x in self._listeners), return_exceptions=True)
+        if self._tasks:
+            _, pending = await asyncio.wait(self._tasks, timeout=DRAIN_SECONDS)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        if self._runner is not None:
+            await self._runner.cleanup()
+        if self.engine is not None:
+            try:
+                await self.engine.stop()
+            except Exception:
+                self.log.exception("stopping the durable engine failed")
+        await self._queues.close()
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)

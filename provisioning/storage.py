@@ -1,0 +1,223 @@
+"""Table and queue access (SDK adapters): connection records, request status entries, outgoing events."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.data.tables import TableClient, UpdateMode
+
+from provisioning.clients import queue_client, table_client
+from provisioning.records import ACTIVE, SshConnectionRecord, partition_key
+from provisioning.settings import Settings
+
+MAX_TRANSACTION = 100  # Table storage's limit per transaction (one partition)
+INVALID_PARTITION = "_invalid-requests"
+
+_ensured: set[tuple[str, str]] = set()
+_ensure_lock = threading.Lock()
+
+
+def _ensure_table(client: TableClient) -> TableClient:
+    key = (client.url, client.table_name)
+    if key not in _ensured:
+        with _ensure_lock:
+            try:
+                client.create_table()
+            except ResourceExistsError:
+                pass
+            _ensured.add(key)
+    return client
+
+
+def chunks(items: list[Any], size: int = MAX_TRANSACTION) -> Iterable[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class ConnectionRecords:
+    """The SSH connection records table (PartitionKey = pool id in lower case, RowKey = `node|user`)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._table = _ensure_table(table_client(settings, settings.connections_table))
+
+    def upsert(self, records: list[SshConnectionRecord]) -> int:
+        """Write records, replacing earlier versions, in transactions of at most 100 per partition."""
+        by_partition: dict[str, list[SshConnectionRecord]] = defaultdict(list)
+        for record in records:
+            by_partition[record.partition_key].append(record)
+        for items in by_partition.values():
+            for batch in chunks(items):
+                self._table.submit_transaction(
+                    [("upsert", r.to_entity(), {"mode": UpdateMode.REPLACE}) for r in batch]
+                )
+        return len(records)
+
+    def for_pool(self, pool_id: str) -> list[SshConnectionRecord]:
+        entities = self._table.query_entities(
+            "PartitionKey eq @pk", parameters={"pk": partition_key(pool_id)}
+        )
+        return sorted(
+            (SshConnectionRecord.from_entity(e) for e in entities), key=lambda r: (r.user, r.node_id)
+        )
+
+    def expired(self, now: datetime, limit: int) -> list[SshConnectionRecord]:
+        """Active records whose expiry has passed, across all pools (at most `limit`)."""
+        entities = self._table.query_entities(
+            "State eq @state and ExpiresAt le @now",
+            parameters={"state": ACTIVE, "now": now},
+            results_per_page=min(limit, 1000),
+        )
+        found = []
+        for entity in entities:
+            found.append(SshConnectionRecord.from_entity(entity))
+            if len(found) >= limit:
+                break
+        return found
+
+    def mark(self, keys: list[tuple[str, str]], state: str, at: datetime) -> int:
+        """Set `state` on the given (PartitionKey, RowKey) records still active; returns how many changed."""
+        wanted: dict[str, set[str]] = defaultdict(set)
+        for pk, rk in keys:
+            wanted[pk].add(rk)
+        changed = 0
+        for pk, rows in wanted.items():
+            active = self._table.query_entities(
+                "PartitionKey eq @pk and State eq @state", parameters={"pk": pk, "state": ACTIVE}
+            )
+            changed += self._set_state(pk, [e for e in active if e["RowKey"] in rows], state, at)
+        return changed
+
+    def mark_user(
+        self, pool_id: str, user: str, state: str, at: datetime, except_nodes: Iterable[str] = ()
+    ) -> int:
+        """Set `state` on every active record of `user` on `pool_id` (but those on `except_nodes`)."""
+        pk, skip = partition_key(pool_id), set(except_nodes)
+        active = self._table.query_entities(
+            "PartitionKey eq @pk and State eq @state and UserName eq @user",
+            parameters={"pk": pk, "state": ACTIVE, "user": user},
+        )
+        return self._set_state(pk, [e for e in active if e["NodeId"] not in skip], state, at)
+
+    def _set_state(self, pk: str, entities: list[Any], state: str, at: datetime) -> int:
+        """Merge the new state into entities, guarded by their etags (a concurrent change fails the batch)."""
+        for batch in chunks(entities):
+            self._table.submit_transaction(
+                [
+                    (
+                        "update",
+                        {"PartitionKey": pk, "RowKey": e["RowKey"], "State": state, "StateChangedAt": at},
+                        {
+                            "mode": UpdateMode.MERGE,
+                            "etag": e.metadata["etag"],
+                            "match_condition": MatchConditions.IfNotModified,
+                        },
+                    )
+                    for e in batch
+                ]
+            )
+        return len(entities)
+
+
+class RequestEntries:
+    """Status entries of received requests (accepted or rejected), so a sender can find what became of one."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._table = _ensure_table(table_client(settings, settings.requests_table))
+
+    def put(
+        self,
+        *,
+        pool_id: str | None,
+        request_id: str,
+        state: str,
+        source: str,
+        instance_id: str | None = None,
+        errors: list[dict[str, str]] | None = None,
+        warnings: list[dict[str, str]] | None = None,
+        fingerprint: str | None = None,
+        received_at: datetime | None = None,
+    ) -> dict[str, Any]:
+        entity = {
+            "PartitionKey": partition_key(pool_id) if pool_id else INVALID_PARTITION,
+            "RowKey": request_id,
+            "PoolId": pool_id or "",
+            "RequestId": request_id,
+            "State": state,
+            "Source": source,
+            "InstanceId": instance_id or "",
+            "Errors": json.dumps(errors or []),
+            "Warnings": json.dumps(warnings or []),
+            "Fingerprint": fingerprint or "",
+            "ReceivedAt": received_at or datetime.now(UTC),
+        }
+        self._table.upsert_entity(entity, mode=UpdateMode.REPLACE)
+        return self._to_json(entity)
+
+    def latest_for_pool(self, pool_id: str) -> dict[str, Any] | None:
+        """The newest accepted request for the pool (with `latestRejection` when a rejection came after it),
+        else the newest rejection."""
+        entities = sorted(
+            self._table.query_entities("PartitionKey eq @pk", parameters={"pk": partition_key(pool_id)}),
+            key=lambda e: e["ReceivedAt"],
+        )
+        if not entities:
+            return None
+        accepted = [e for e in entities if e.get("State") != "rejected"]
+        if not accepted:
+            return self._to_json(entities[-1])
+        entry = self._to_json(accepted[-1])
+        if entities[-1] is not accepted[-1]:
+            entry["latestRejection"] = self._to_json(entities[-1])
+        return entry
+
+    def get(self, pool_id: str | None, request_id: str) -> dict[str, Any] | None:
+        try:
+            entity = self._table.get_entity(
+                partition_key(pool_id) if pool_id else INVALID_PARTITION, request_id
+            )
+        except ResourceNotFoundError:
+            return None
+        return self._to_json(entity)
+
+    @staticmethod
+    def _to_json(entity: dict[str, Any]) -> dict[str, Any]:
+        received = entity.get("ReceivedAt")
+        return {
+            "poolId": entity.get("PoolId") or None,
+            "requestId": entity["RowKey"],
+            "state": entity.get("State"),
+            "source": entity.get("Source"),
+            "instanceId": entity.get("InstanceId") or None,
+            "errors": json.loads(entity.get("Errors") or "[]"),
+            "warnings": json.loads(entity.get("Warnings") or "[]"),
+            "fingerprint": entity.get("Fingerprint") or None,
+            "receivedAt": received.astimezone(UTC).isoformat()
+            if isinstance(received, datetime)
+            else received,
+        }
+
+
+class EventPublisher:
+    """Publishes JSON events (base64 text messages) on the events queue, creating the queue when missing."""
+
+    _created: set[tuple[str, str]] = set()
+
+    def __init__(self, settings: Settings) -> None:
+        self._queue = queue_client(settings, settings.events_queue)
+
+    def publish(self, event: dict[str, Any]) -> None:
+        key = (self._queue.url, self._queue.queue_name)
+        if key not in self._created:
+            try:
+                self._queue.create_queue()
+            except ResourceExistsError:
+                pass
+            self._created.add(key)
+        self._queue.send_message(json.dumps(event, sort_keys=True))

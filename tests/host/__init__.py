@@ -1,0 +1,1 @@
+"""Tests of the local Functions host, run through its CLI against small apps under apps/."""

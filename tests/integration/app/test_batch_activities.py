@@ -1,0 +1,195 @@
+"""Batch activities against the emulator with the real azure-batch SDK: each one run twice gives the same effect."""
+
+from __future__ import annotations
+
+import copy
+from datetime import UTC, datetime
+
+import pytest
+
+from activities.batch_pools import (
+    create_pool,
+    delete_pool,
+    gather_ssh_endpoints,
+    list_pool_node_ids,
+    poll_pool,
+    select_pool_image,
+)
+from activities.node_users import create_node_users, delete_node_users
+from devstack.process import wait_until
+from provisioning.intake import orchestration_input
+from provisioning.nodes import wait_decision
+from provisioning.request import validate_request
+
+from .conftest import ssh_run, unique_pool, wait_for_settled
+
+
+def make_request(settings, key, pool_id, *, nodes=2, start_task="echo started", password=None, **extra):
+    user = {"name": "alice", "sshPublicKey": key.public, "admin": True, "expiry": "PT2H"}
+    if password:
+        user["password"] = password
+    body = {
+        "poolId": pool_id,
+        "vmSize": "Standard_D2s_v3",
+        "nodes": {"dedicated": nodes},
+        "image": {"os": "ubuntu", "version": "24.04"},
+        "startTask": {"commandLine": start_task, "waitForSuccess": True},
+        "ssh": {"frontendPortRange": {"start": 41000, "end": 41099}},
+        "users": [user],
+        **extra,
+    }
+    result = validate_request(body, settings, datetime.now(UTC))
+    assert result.ok, result.errors
+    return orchestration_input(result.request, settings, None)["request"]
+
+
+@pytest.fixture
+def image(app_env):
+    return select_pool_image({"image": {"os": "ubuntu", "version": "24.04"}})["image"]
+
+
+def ready_pool(app_env, ssh_key, image, **kwargs):
+    request = make_request(app_env, ssh_key, unique_pool(), **kwargs)
+    assert create_pool({"request": request, "image": image})["ok"]
+    snapshot = wait_for_settled(poll_pool, request["poolId"])
+    return request, snapshot
+
+
+def test_select_image_twice_gives_the_same_verified_image(app_env):
+    first = select_pool_image({"image": {"os": "ubuntu"}})
+    assert first == select_pool_image({"image": {"os": "ubuntu"}})
+    assert first["ok"] and first["image"]["nodeAgentSkuId"] == "batch.node.ubuntu 24.04"
+
+
+def test_select_image_refuses_what_the_service_does_not_list(app_env):
+    result = select_pool_image({"image": {"os": "ubuntu", "version": "26.04"}})
+    assert result["ok"] is False and result["error"]["code"] == "ImageNotAvailable"
+    assert "ubuntu 24.04" in result["error"]["message"]
+
+
+def test_create_pool_twice_is_one_pool(app_env, ssh_key, image, batch_emulator):
+    request = make_request(app_env, ssh_key, unique_pool())
+    assert create_pool({"request": request, "image": image}) == {"ok": True, "created": True}
+    assert create_pool({"request": request, "image": image}) == {"ok": True, "created": False}
+    pools = [p.id for p in batch_emulator.client().list_pools() if p.id == request["poolId"]]
+    assert pools == [request["poolId"]]
+    pool = batch_emulator.client().get_pool(request["poolId"])
+    (nat,) = pool.network_configuration.endpoint_configuration.inbound_nat_pools
+    assert (nat.backend_port, nat.frontend_port_range_start) == (22, 41000)
+    assert pool.start_task.command_line == "echo started"
+
+
+def test_create_pool_with_another_spec_fails_clearly(app_env, ssh_key, image):
+    request = make_request(app_env, ssh_key, unique_pool())
+    assert create_pool({"request": request, "image": image})["ok"]
+    other = copy.deepcopy(request)
+    other["vmSize"] = "Standard_D4s_v3"
+    result = create_pool({"request": other, "image": image})
+    assert result["ok"] is False
+    assert result["error"]["code"] == "PoolExistsWithDifferentSpec"
+    assert "vmsize is standard_d2s_v3, not standard_d4s_v3" in result["error"]["message"].lower()
+
+
+def test_create_pool_reports_the_service_error_for_an_unknown_size(app_env, ssh_key, image):
+    request = make_request(app_env, ssh_key, unique_pool(), vmSize="Standard_Bogus_v9")
+    result = create_pool({"request": request, "image": image})
+    assert result["ok"] is False
+    assert result["error"]["code"] == "InvalidPropertyValue"
+
+
+def test_poll_pool_settles_with_every_node_usable_and_twice_agrees(app_env, ssh_key, image):
+    request, snapshot = ready_pool(app_env, ssh_key, image, nodes=3)
+    assert snapshot["counts"]["ready"] == 3 and snapshot["settled"]
+    assert len(snapshot["usable"]) == 3 and snapshot["problems"] == []
+    assert poll_pool({"poolId": request["poolId"]}) == snapshot
+
+
+def test_a_failing_start_task_is_reported_for_that_node(app_env, ssh_key, image, emulator_faults_cleared):
+    pool_id = unique_pool()
+    emulator_faults_cleared.fail_start_tasks(pool_id=pool_id, node_indexes=[1], exit_code=7)
+    request = make_request(app_env, ssh_key, pool_id, nodes=3)
+    assert create_pool({"request": request, "image": image})["ok"]
+    snapshot = wait_for_settled(poll_pool, pool_id)
+    decision = wait_decision(snapshot, deadline_passed=False)
+    assert decision["action"] == "proceed" and len(decision["usable"]) == 2
+    (problem,) = snapshot["problems"]
+    assert problem["state"] == "starttaskfailed" and "exit code 7" in problem["reason"]
+    assert problem["nodeId"] not in decision["usable"]
+
+
+def test_a_quota_resize_error_fails_fast_with_the_code(app_env, ssh_key, image, emulator_faults_cleared):
+    pool_id = unique_pool()
+    emulator_faults_cleared.inject_resize_error("AccountCoreQuotaReached", pool_id=pool_id)
+    request = make_request(app_env, ssh_key, pool_id)
+    assert create_pool({"request": request, "image": image})["ok"]
+    snapshot = wait_for_settled(poll_pool, pool_id)
+    decision = wait_decision(snapshot, deadline_passed=False)
+    assert decision["action"] == "fail" and decision["code"] == "AccountCoreQuotaReached"
+
+
+def test_create_node_users_twice_then_ssh_works(app_env, ssh_key, image, batch_emulator):
+    request, snapshot = ready_pool(app_env, ssh_key, image)
+    node_id = snapshot["usable"][0]
+    payload = {"poolId": request["poolId"], "nodeId": node_id, "users": request["users"]}
+    assert create_node_users(payload)["users"]["alice"] == {"ok": True, "action": "created"}
+    assert create_node_users(payload)["users"]["alice"] == {"ok": True, "action": "replaced"}
+    found = gather_ssh_endpoints({"poolId": request["poolId"], "nodeIds": [node_id]})
+    assert found == gather_ssh_endpoints({"poolId": request["poolId"], "nodeIds": [node_id]})
+    endpoint = found["endpoints"][node_id]
+    login = batch_emulator.client().get_node_remote_login_settings(request["poolId"], node_id)
+    assert (endpoint["ip"], endpoint["port"]) == (login.remote_login_ip_address, login.remote_login_port)
+    result = ssh_run(ssh_key, "alice", endpoint["ip"], endpoint["port"])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == node_id
+
+
+def test_a_password_reaches_batch_decrypted(app_env, ssh_key, image, batch_emulator):
+    request, snapshot = ready_pool(app_env, ssh_key, image, nodes=1, password="a long enough secret")
+    assert "a long enough secret" not in str(request)
+    node_id = snapshot["usable"][0]
+    result = create_node_users({"poolId": request["poolId"], "nodeId": node_id, "users": request["users"]})
+    assert result["users"]["alice"]["ok"]
+    nodes = batch_emulator.pool_nodes(request["poolId"])
+    assert "a long enough secret" not in str(nodes)
+
+
+def test_create_node_users_captures_errors_per_node(app_env, ssh_key, image):
+    request, snapshot = ready_pool(app_env, ssh_key, image, nodes=1)
+    result = create_node_users({"poolId": request["poolId"], "nodeId": "no-such-node", "users": request["users"]})
+    assert result["users"]["alice"]["ok"] is False
+    assert result["users"]["alice"]["error"]["code"] == "NodeNotFound"
+
+
+def test_delete_node_users_twice_then_login_is_refused(app_env, ssh_key, image):
+    request, snapshot = ready_pool(app_env, ssh_key, image, nodes=1)
+    node_id = snapshot["usable"][0]
+    create_node_users({"poolId": request["poolId"], "nodeId": node_id, "users": request["users"]})
+    endpoint = gather_ssh_endpoints({"poolId": request["poolId"], "nodeIds": [node_id]})["endpoints"][node_id]
+    assert ssh_run(ssh_key, "alice", endpoint["ip"], endpoint["port"]).returncode == 0
+    payload = {"poolId": request["poolId"], "nodeId": node_id, "users": ["alice"]}
+    assert delete_node_users(payload)["users"]["alice"] == {"ok": True, "result": "deleted"}
+    again = delete_node_users(payload)["users"]["alice"]
+    assert again["ok"] and again["result"] == "gone" and again["code"] == "NodeUserNotFound"
+    assert ssh_run(ssh_key, "alice", endpoint["ip"], endpoint["port"]).returncode != 0
+
+
+def test_deleting_users_of_a_missing_pool_is_not_an_error(app_env):
+    result = delete_node_users({"poolId": unique_pool(), "nodeId": "n1", "users": ["alice"]})
+    assert result["users"]["alice"]["ok"] and result["users"]["alice"]["result"] == "gone"
+
+
+def test_list_node_ids_twice_and_delete_pool_twice(app_env, ssh_key, image, batch_emulator):
+    request, snapshot = ready_pool(app_env, ssh_key, image, nodes=2)
+    listing = list_pool_node_ids({"poolId": request["poolId"]})
+    assert listing == list_pool_node_ids({"poolId": request["poolId"]})
+    assert listing == {"exists": True, "nodeIds": sorted(snapshot["usable"])}
+    assert delete_pool({"poolId": request["poolId"]})["deleted"] is True
+    assert delete_pool({"poolId": request["poolId"]})["deleted"] in (True, False)  # deleting, or gone already
+
+    def gone() -> bool:
+        return list_pool_node_ids({"poolId": request["poolId"]}) == {"exists": False, "nodeIds": []}
+
+    wait_until(gone, 30, "the pool to disappear")
+    assert delete_pool({"poolId": request["poolId"]}) == {"deleted": False, "alreadyGone": True}
+    snapshot = poll_pool({"poolId": request["poolId"]})
+    assert wait_decision(snapshot, deadline_passed=False)["code"] == "PoolNotFound"
