@@ -52,7 +52,7 @@ def wait_for_pool(stack: Stack, pool_id: str, out: TextIO, timeout: float = 300)
     while time.monotonic() < deadline:
         status, _, body = stack.host.request("GET", f"/api/pools/{pool_id}")
         if status == 200:
-            state = json.loads(body)
+            state = body
             line = f"  phase={state.get('phase')} progress={json.dumps(state.get('progress'))}"
             if line != last:
                 print(line, file=out, flush=True)
@@ -90,9 +90,8 @@ def run_demo(data_dir: Path, *, timing: str = "fast", out: TextIO = sys.stdout) 
         state = wait_for_pool(stack, pool_id, out)
         _, _, table = stack.host.request("GET", f"/api/pools/{pool_id}/connections?format=table")
         print(f"\nSSH connections for pool {pool_id} (outcome: {state.get('phase')}):", file=out)
-        print(table.decode() if isinstance(table, bytes) else table, file=out)
-        _, _, body = stack.host.request("GET", f"/api/pools/{pool_id}/connections")
-        records = json.loads(body)
+        print(table, file=out)
+        _, _, records = stack.host.request("GET", f"/api/pools/{pool_id}/connections")
         records = records.get("connections", records) if isinstance(records, dict) else records
         print("running `hostname` over ssh on every node:", file=out)
         failures = 0

@@ -4,6 +4,7 @@ injection, forcing node states, and reset. Documented in README.md."""
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 from aiohttp import web
@@ -66,6 +67,7 @@ class ControlApi:
         return web.json_response(
             {
                 "status": "ok",
+                "pid": os.getpid(),
                 "account": self.runtime.account.name,
                 "timing": self.timing_name,
                 "sshNetwork": str(self.runtime.addresses.network),

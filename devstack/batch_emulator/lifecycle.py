@@ -21,7 +21,7 @@ from devstack.batch_emulator.catalog import Catalog
 from devstack.batch_emulator.faults import AllocationFault, FaultRegistry
 from devstack.batch_emulator.models import Account, Endpoint, Node, NodeError, NodeState, Pool
 from devstack.batch_emulator.network import AddressAllocator, bind_listener
-from devstack.batch_emulator.nodefs import NodeLayout, node_environment, pool_dir, remove_tree
+from devstack.batch_emulator.nodefs import NodeLayout, install_bin, node_environment, pool_dir, remove_tree
 from devstack.batch_emulator.ssh import NodeSshContext, SshService, generate_host_key
 from devstack.batch_emulator.starttask import StartTaskRunner, write_injected_failure
 from devstack.batch_emulator.timing import TimingProfile
@@ -80,6 +80,7 @@ class EmulatorRuntime:
         self._pools: dict[int, PoolRuntime] = {}
         self._background: set[asyncio.Task] = set()
         self._rng = random.Random()
+        self.bin_dir = install_bin(data_dir)
 
     # --- API-facing operations that need resources beyond the state --------------------------
 
@@ -123,6 +124,18 @@ class EmulatorRuntime:
 
     def layout(self, pool: Pool, node: Node) -> NodeLayout:
         return NodeLayout.for_node(self.data_dir, pool.id, pool.seq, node.id)
+
+    def node_environment(self, pool: Pool, node: Node, layout: NodeLayout) -> dict[str, str]:
+        return node_environment(
+            layout,
+            bin_dir=self.bin_dir,
+            account=self.account.name,
+            account_url=self.base_url,
+            pool_id=pool.id,
+            node_id=node.id,
+            ip_address=node.ip_address,
+            is_dedicated=node.is_dedicated,
+        )
 
     # --- LifecycleHooks ---------------------------------------------------------------------
 
@@ -170,7 +183,6 @@ class EmulatorRuntime:
         account = self.account
         await asyncio.sleep(self.timing.delay("creating", self._rng))
         layout = self.layout(pool, node)
-        layout.prepare(node.id, node.ip_address)
         endpoints = await self._open_endpoints(runtime, node, layout)
         if account.node_started(pool.id, node.id, endpoints) is None:
             return
@@ -199,17 +211,10 @@ class EmulatorRuntime:
         if plan.fail_exit_code is not None or task is None:
             code = plan.fail_exit_code or 1
             self.account.start_task_started(pool.id, node.id, 0)
-            write_injected_failure(layout, code)
+            await asyncio.to_thread(write_injected_failure, layout, code)
             return code
         retries = task.max_task_retry_count if task.max_task_retry_count >= 0 else UNLIMITED_RETRIES_CAP
-        env = node_environment(
-            layout,
-            account=self.account.name,
-            account_url=self.base_url,
-            pool_id=pool.id,
-            node_id=node.id,
-            is_dedicated=node.is_dedicated,
-        )
+        env = self.node_environment(pool, node, layout)
         env.update(
             {
                 "HOME": str(layout.root / "home" / "_autouser"),
@@ -248,14 +253,7 @@ class EmulatorRuntime:
                     node_id=node.id,
                     ip_address=node.ip_address,
                     layout=layout,
-                    base_env=node_environment(
-                        layout,
-                        account=self.account.name,
-                        account_url=self.base_url,
-                        pool_id=pool.id,
-                        node_id=node.id,
-                        is_dedicated=node.is_dedicated,
-                    ),
+                    base_env=self.node_environment(pool, node, layout),
                     nat_pool=nat,
                     gate=self,
                 )
@@ -281,7 +279,7 @@ class EmulatorRuntime:
         await asyncio.sleep(self.timing.delay("leaving", self._rng))
         self.account.nodes_left(pool.id, node_ids)
         for node_id in node_ids:
-            remove_tree(NodeLayout.for_node(self.data_dir, pool.id, pool.seq, node_id).root)
+            await asyncio.to_thread(remove_tree, NodeLayout.for_node(self.data_dir, pool.id, pool.seq, node_id).root)
 
     async def _finish_deleting(self, pool: Pool) -> None:
         await asyncio.sleep(self.timing.delay("leaving", self._rng))
@@ -303,8 +301,9 @@ class EmulatorRuntime:
             runtime.close_reserved()
             if runtime.address:
                 self.addresses.release(runtime.address)
-        self.account.forget_pool(pool.id) if pool.state == models.PoolState.DELETING else None
-        remove_tree(pool_dir(self.data_dir, pool.id, pool.seq))
+        self.account.discard_pool(pool)
+        # Removing a big pool's tree takes seconds on a slow disk: off the event loop.
+        asyncio.get_running_loop().run_in_executor(None, remove_tree, pool_dir(self.data_dir, pool.id, pool.seq))
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task:
         task = asyncio.get_running_loop().create_task(coro)

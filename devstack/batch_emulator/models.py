@@ -389,6 +389,11 @@ class Account:
         if pool is not None and pool.state == PoolState.DELETING:
             del self._pools[pool_id.lower()]
 
+    def discard_pool(self, pool: Pool) -> None:
+        """Drop this pool object now, whatever its state (a create that could not get its resources)."""
+        if self._pools.get(pool.id.lower()) is pool:
+            del self._pools[pool.id.lower()]
+
     def reset(self) -> list[Pool]:
         """Forget every pool at once (control API reset); returns them so their resources can be released."""
         pools = list(self._pools.values())

@@ -131,8 +131,7 @@ class NodeSftpServer(asyncssh.SFTPServer):
 async def run_session(ctx: NodeSshContext, process: asyncssh.SSHServerProcess) -> None:
     """A command (`ssh host cmd`) or a shell, as a real subprocess on the node."""
     user = process.get_extra_info("username")
-    ctx.layout.prepare(ctx.node_id, ctx.ip_address)
-    home = ctx.layout.prepare_home(user)
+    home = await asyncio.to_thread(ctx.layout.prepare_home, user)
     term = process.get_terminal_type()
     env = ctx.session_env(user, home, term)
     command = process.command

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import os
 import signal
+from typing import BinaryIO
 
 from devstack.batch_emulator.nodefs import NodeLayout
 
@@ -29,11 +30,8 @@ class StartTaskRunner:
     async def run(self, command_line: str, layout: NodeLayout, env: dict[str, str]) -> int:
         """Run once and return the exit code (128+N when killed by signal N)."""
         async with self._semaphore:
-            layout.startup_wd.mkdir(parents=True, exist_ok=True)
-            with (
-                open(layout.startup / "stdout.txt", "wb") as out,
-                open(layout.startup / "stderr.txt", "wb") as err,
-            ):
+            out, err = await asyncio.to_thread(_open_output, layout)
+            with out, err:
                 proc = await asyncio.create_subprocess_exec(
                     "/bin/sh",
                     "-c",
@@ -62,9 +60,19 @@ class StartTaskRunner:
             _kill_group(proc)
 
 
+def _open_output(layout: NodeLayout) -> tuple[BinaryIO, BinaryIO]:
+    layout.prepare_start_task()
+    out = open(layout.startup / "stdout.txt", "wb")  # noqa: SIM115 - closed by the caller
+    try:
+        return out, open(layout.startup / "stderr.txt", "wb")  # noqa: SIM115
+    except BaseException:
+        out.close()
+        raise
+
+
 def write_injected_failure(layout: NodeLayout, exit_code: int) -> None:
     """The files a start task failed by fault injection leaves (it does not run)."""
-    layout.startup.mkdir(parents=True, exist_ok=True)
+    layout.prepare_start_task()
     (layout.startup / "stdout.txt").write_bytes(b"")
     (layout.startup / "stderr.txt").write_text(
         f"start task failure injected by the emulator (exit code {exit_code})\n"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -91,5 +92,14 @@ def main(argv: list[str] | None = None) -> int:
     return asyncio.run(serve(host))
 
 
+def exit_now(code: int) -> None:
+    """Exit without joining function threads still running (their invocations are abandoned; queue
+    messages reappear and durable work re-runs from the store)."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

@@ -121,8 +121,7 @@ def load_app(app_dir: Path) -> list[FunctionSpec]:
 def _index_one(function: Any) -> tuple[FunctionSpec | None, list[str]]:
     name = function.get_function_name()
     bindings = [_binding(raw) for raw in function.get_raw_bindings()]
-    trigger_name = function.get_trigger().name
-    trigger = next(b for b in bindings if b.name == trigger_name and b.type.endswith("Trigger"))
+    trigger = bindings[function.get_bindings().index(function.get_trigger())]
     others = tuple(b for b in bindings if b is not trigger)
     errors = [f"function {name!r}: {problem}" for problem in _unsupported(trigger, others)]
     user_function = function.get_user_function()

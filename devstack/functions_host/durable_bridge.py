@@ -48,7 +48,8 @@ def orchestrator_handle(spec: FunctionSpec) -> Callable[[str], str]:
 
 def decode_activity_input(input_json: str | None) -> Any:
     """The activity's argument, decoded as the worker's activity trigger converter decodes it."""
-    return ActivityTriggerConverter.decode(meta.Datum(type="json", value=input_json), trigger_metadata=None)
+    text = "null" if input_json is None else input_json
+    return ActivityTriggerConverter.decode(meta.Datum(type="json", value=text), trigger_metadata=None)
 
 
 def encode_activity_result(result: Any) -> str:

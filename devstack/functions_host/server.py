@@ -7,6 +7,7 @@ import asyncio
 import ipaddress
 import logging
 import os
+import socket
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from devstack.functions_host.timer_trigger import TimerRunner, TimerStatusStore
 DATA_DIR_NAME = ".devstack"
 READY_PREFIX = "functions-host ready at"
 DRAIN_SECONDS = 10.0
+POLL_STOP_SECONDS = 2.0
 
 
 def check_loopback(host: str) -> str:
@@ -81,7 +83,9 @@ class FunctionsHost:
         self._queues = QueueClients()
         self._listeners: list[QueueListener] = []
         self._timers: list[TimerRunner] = []
-        self._tasks: list[asyncio.Task] = []
+        self._polling: list[asyncio.Task] = []
+        self._timing: list[asyncio.Task] = []
+        self._socket: socket.socket | None = None
         self._runner: web.AppRunner | None = None
 
     @property
@@ -91,6 +95,8 @@ class FunctionsHost:
     async def start(self) -> None:
         self.config = load_host_config(self.app_dir)
         self.specs = load_app(self.app_dir)
+        routes = build_routes(self.specs)
+        self._bind()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.keys = load_or_create_keys(self.data_dir)
         self._executor = ThreadPoolExecutor(max_workers=_thread_count(), thread_name_prefix="function")
@@ -119,7 +125,7 @@ class FunctionsHost:
         if uses_durable(self.specs):
             durable_client = await self._start_durable(app, invoker)
         self.http = HttpTriggers(
-            build_routes(self.specs),
+            routes,
             route_prefix=self.config.http.route_prefix,
             keys=self.keys,
             invoker=invoker,
@@ -127,19 +133,29 @@ class FunctionsHost:
             logger=self.log,
         )
         self.http.mount(app)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=DRAIN_SECONDS)
+        self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        await web.TCPSite(self._runner, self.host, self.port).start()
-        if self.port == 0:
-            self.port = self._runner.addresses[0][1]
-        self._tasks = [
+        await web.SockSite(self._runner, self._socket, shutdown_timeout=DRAIN_SECONDS).start()
+        self._polling = [
             asyncio.create_task(x.run(), name=f"queue trigger {x.spec.name}") for x in self._listeners
         ]
-        self._tasks += [
+        self._timing = [
             asyncio.create_task(t.run(), name=f"timer trigger {t.spec.name}") for t in self._timers
         ]
-        for task in self._tasks:
+        for task in (*self._polling, *self._timing):
             task.add_done_callback(self._report_crash)
+
+    def _bind(self) -> None:
+        """Take the port now (fails fast when it is in use; resolves port 0 before URLs are built)."""
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((self.host, self.port))
+        except OSError as exc:
+            sock.close()
+            raise OSError(f"cannot listen on {self.host}:{self.port}: {exc.strerror}") from None
+        self._socket = sock
+        self.port = sock.getsockname()[1]
 
     def _report_crash(self, task: asyncio.Task) -> None:
         if not task.cancelled() and task.exception() is not None:
@@ -181,14 +197,16 @@ class FunctionsHost:
         """Stop triggers, let in-flight work finish (bounded), then stop HTTP, the engine and the clients."""
         for source in (*self._listeners, *self._timers):
             source.stop()
-        await asyncio.gather(*(x.drain(DRAIN_SECONDS) for x in self._listeners), return_exceptions=True)
-        if self._tasks:
-            _, pending = await asyncio.wait(self._tasks, timeout=DRAIN_SECONDS)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+        await asyncio.gather(
+            _finish(self._polling, POLL_STOP_SECONDS),
+            _finish(self._timing, DRAIN_SECONDS),
+            *(x.drain(DRAIN_SECONDS) for x in self._listeners),
+            return_exceptions=True,
+        )
         if self._runner is not None:
             await self._runner.cleanup()
+        elif self._socket is not None:
+            self._socket.close()
         if self.engine is not None:
             try:
                 await self.engine.stop()
@@ -197,3 +215,13 @@ class FunctionsHost:
         await self._queues.close()
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+async def _finish(tasks: list[asyncio.Task], timeout: float) -> None:
+    """Wait up to `timeout` seconds for the tasks to end by themselves, then cancel the rest."""
+    if not tasks:
+        return
+    _, pending = await asyncio.wait(tasks, timeout=timeout)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)

@@ -147,6 +147,24 @@ def parent(context: df.DurableOrchestrationContext):
 
 
 @app.orchestration_trigger(context_name="context")
+def adopts_busy_child(context: df.DurableOrchestrationContext):
+    try:
+        yield context.call_sub_orchestrator("approval", {}, "busy-child")
+    except Exception as exc:  # noqa: BLE001
+        return f"refused: {exc}"
+    return "unexpected"
+
+
+@app.orchestration_trigger(context_name="context")
+def names_child_badly(context: df.DurableOrchestrationContext):
+    try:
+        yield context.call_sub_orchestrator("child", {"n": 1}, "bad#id")
+    except Exception as exc:  # noqa: BLE001
+        return f"refused: {exc}"
+    return "unexpected"
+
+
+@app.orchestration_trigger(context_name="context")
 def counter(context: df.DurableOrchestrationContext):
     state = context.get_input()
     squared = yield context.call_activity("square", state["n"])
@@ -310,6 +328,27 @@ def test_sub_orchestrations_with_explicit_generated_ids_and_retry(tmp_path):
     assert kid["runtimeStatus"] == "Completed" and kid["name"] == "child"
 
 
+def test_sub_orchestration_on_a_running_instance_id_fails_in_the_parent(tmp_path):
+    async def scenario():
+        async with running_engine(app, tmp_path / "store.sqlite3") as engine:
+            await engine.start_new("approval", "busy-child", json.dumps({}))
+            parent_id = await engine.start_new("adopts_busy_child")
+            return await engine.wait_for(parent_id, 30), await engine.get_status("busy-child")
+
+    status, child_status = run(scenario())
+    assert status["output"].startswith("refused: ") and "'busy-child' already exists" in status["output"]
+    assert child_status["runtimeStatus"] == "Running"
+
+
+def test_sub_orchestration_with_an_invalid_instance_id_fails_the_task_with_the_rule(tmp_path):
+    async def scenario():
+        async with running_engine(app, tmp_path / "store.sqlite3") as engine:
+            return await engine.wait_for(await engine.start_new("names_child_badly"), 30)
+
+    output = run(scenario())["output"]
+    assert output.startswith("refused: sub-orchestration 'child': instance_id: must not contain")
+
+
 def test_continue_as_new_runs_generations_with_new_input_and_fresh_history(tmp_path):
     async def scenario():
         async with running_engine(app, tmp_path / "store.sqlite3") as engine:
@@ -384,6 +423,7 @@ def test_terminate_ends_a_running_instance(tmp_path):
 
     status = run(scenario())
     assert status["runtimeStatus"] == "Terminated" and status["output"] == "no longer needed"
+    assert status["customStatus"] == "waiting for approval"  # the last custom status stays visible
 
 
 def test_purge_deletes_a_finished_instance_only(tmp_path):
@@ -449,6 +489,8 @@ def test_start_new_refuses_a_running_id_and_replaces_a_finished_one(tmp_path):
                 await engine.start_new("nope")
             with pytest.raises(ValueError, match="instance_id"):
                 await engine.start_new("echo", "bad/id")
+            with pytest.raises(ValueError, match="input_json: must be JSON text"):
+                await engine.start_new("echo", None, "{not json")
             return first, second, await engine.query()
 
     first, second, everything = run(scenario())

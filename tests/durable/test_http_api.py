@@ -226,11 +226,13 @@ def test_webhook_start_requires_the_key_and_answers_check_status(tmp_path):
                 started = (r.status, await r.json())
             status = await engine.wait_for("hook-1", 30)
             shown = await engine.get_status("hook-1")
+            async with http.get(started[1]["statusQueryGetUri"] + "&showInput=false") as r:
+                hidden = await r.json()
             async with http.post(url, data="{not json", headers={"x-functions-key": KEY}) as r:
                 bad = (r.status, await r.json())
-            return refused, started, status, shown, bad
+            return refused, started, status, shown, hidden, bad
 
-    refused, started, status, shown, bad = run(scenario())
+    refused, started, status, shown, hidden, bad = run(scenario())
     assert refused == 401
     assert (
         started[0] == 202
@@ -239,6 +241,7 @@ def test_webhook_start_requires_the_key_and_answers_check_status(tmp_path):
     )
     assert status["output"] == "Hello Kim!"
     assert shown["input"] == {"name": "Kim"}  # a JSON body is stored (and shown) as posted
+    assert hidden["input"] is None and hidden["output"] == "Hello Kim!"
     assert bad[0] == 400 and "Invalid JSON" in bad[1]["Message"]
 
 

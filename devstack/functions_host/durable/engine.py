@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 import time
 import traceback
 import uuid
@@ -43,7 +42,14 @@ from devstack.functions_host.durable.protocol import (
     parse_time,
     utcnow,
 )
-from devstack.functions_host.durable.replay import Book, EpisodeInput, missing_function_message, plan_episode
+from devstack.functions_host.durable.replay import (
+    Book,
+    Episode,
+    EpisodeInput,
+    missing_function_message,
+    plan_episode,
+    validate_instance_id,
+)
 from devstack.functions_host.durable.status import TERMINAL_STATUSES, render_status
 from devstack.functions_host.durable.store import (
     ActivityRow,
@@ -65,6 +71,7 @@ __all__ = [
     "InstanceFinishedError",
     "InstanceNotFinishedError",
     "OrchestratorHandle",
+    "validate_instance_id",
 ]
 
 ActivityInvoker = Callable[[str], Awaitable[str]]  # input JSON text -> result JSON text; raises on failure
@@ -73,8 +80,6 @@ OrchestratorHandle = Callable[[str], str]  # the SDK's handle: context JSON text
 E = HistoryEventType
 T = TypeVar("T")
 RUNTIME_STATUSES = ("Pending", "Running", "Completed", "Failed", "Terminated", "ContinuedAsNew")
-INSTANCE_ID_MAX = 256
-_BAD_ID_CHARS = re.compile(r"[/\\#?\x00-\x1f\x7f]")
 
 
 @dataclass
@@ -93,16 +98,6 @@ class _Instance:
     @property
     def execution_id(self) -> str:
         return self.row.execution_id
-
-
-def validate_instance_id(instance_id: str) -> None:
-    """ValueError naming the rule an instance id breaks (the rules of the Azure Storage provider)."""
-    if not instance_id or not instance_id.strip():
-        raise ValueError("instance_id: must not be empty")
-    if len(instance_id) > INSTANCE_ID_MAX:
-        raise ValueError(f"instance_id: must be at most {INSTANCE_ID_MAX} characters, got {len(instance_id)}")
-    if _BAD_ID_CHARS.search(instance_id):
-        raise ValueError("instance_id: must not contain '/', '\\', '#', '?' or control characters")
 
 
 def _input_value(raw_input: str | None) -> Any:
@@ -236,6 +231,8 @@ class DurableEngine:
 
         An existing Pending/Running instance with this id -> InstanceExistsError; a finished one is
         replaced by a new run."""
+        if input_json is not None:
+            _require_json("input_json", input_json)
         raw_input = None if input_json is None else json.dumps(input_json)
         return await self.start_new_raw(name, instance_id, raw_input)
 
@@ -433,10 +430,9 @@ class DurableEngine:
             orchestrators=self._orchestrator_names,
         )
         loop = asyncio.get_running_loop()
-        episode = await loop.run_in_executor(
-            self._episode_threads, plan_episode, inp, self._orchestrators.get(inst.row.name)
+        episode, history, book_json = await loop.run_in_executor(
+            self._episode_threads, _plan_and_serialize, inp, self._orchestrators.get(inst.row.name)
         )
-        history = [event_text(e, played=True) for e in episode.events]
         parent_message = None
         if episode.terminal and inst.row.parent_instance_id:
             parent_message = self._parent_message(
@@ -449,8 +445,8 @@ class DurableEngine:
             history=history,
             status=episode.status,
             output=episode.output,
-            custom_status=episode.custom_status,
-            book=episode.book.to_json(),
+            custom_status=inst.row.custom_status if episode.status == "Terminated" else episode.custom_status,
+            book=book_json,
             now=now,
             activities=episode.activities,
             timers=episode.timers,
@@ -475,13 +471,6 @@ class DurableEngine:
             (time.perf_counter() - started) * 1000,
             episode.outcome,
         )
-        if episode.status == "Failed" and episode.failure:
-            self._log.warning(
-                "durable orchestrator function=%s instance=%s failed: %s",
-                inst.row.name,
-                instance_id,
-                _first_line(episode.failure[0]),
-            )
 
     def _parent_message(
         self,
@@ -543,6 +532,7 @@ class DurableEngine:
             inst.history.extend(history)
             inst.book = book
             inst.row.status = status
+            inst.row.custom_status = commit.custom_status
             for work in result.activities:
                 self._activity_queue.put_nowait(work)
             for timer_id, fire_at in commit.timers:
@@ -653,6 +643,14 @@ class DurableEngine:
             raise RuntimeError("the durable engine is not started (call start() first)")
 
 
+def _plan_and_serialize(
+    inp: EpisodeInput, handle: OrchestratorHandle | None
+) -> tuple[Episode, list[str], str]:
+    """Run in an episode thread: the episode, its history event texts and its book, ready to commit."""
+    episode = plan_episode(inp, handle)
+    return episode, [event_text(e, played=True) for e in episode.events], episode.book.to_json()
+
+
 def _timer_key(timer: TimerRow) -> tuple[str, str, int]:
     return (timer.instance_id, timer.execution_id, timer.timer_id)
 
@@ -662,7 +660,3 @@ def _require_json(what: str, text: str) -> None:
         json.loads(text)
     except ValueError as exc:
         raise ValueError(f"{what}: must be JSON text ({exc})") from None
-
-
-def _first_line(text: str) -> str:
-    return text.splitlines()[0] if text else ""

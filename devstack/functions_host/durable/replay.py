@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -57,6 +58,20 @@ KIND_WORDS = {
 }
 
 Orchestrator = Callable[[str], str]
+
+
+INSTANCE_ID_MAX = 256
+_BAD_ID_CHARS = re.compile(r"[/\\#?\x00-\x1f\x7f]")
+
+
+def validate_instance_id(instance_id: str) -> None:
+    """ValueError naming the rule an instance id breaks (the Azure Storage provider's rules)."""
+    if not instance_id or not instance_id.strip():
+        raise ValueError("instance_id: must not be empty")
+    if len(instance_id) > INSTANCE_ID_MAX:
+        raise ValueError(f"instance_id: must be at most {INSTANCE_ID_MAX} characters, got {len(instance_id)}")
+    if _BAD_ID_CHARS.search(instance_id):
+        raise ValueError("instance_id: must not contain '/', '\\', '#', '?' or control characters")
 
 
 def missing_function_message(name: str, kind: str) -> str:
@@ -157,6 +172,7 @@ class Episode:
     output: str | None = None  # JSON text
     custom_status: str | None = None  # JSON text
     failure: tuple[str, str] | None = None  # (reason, details)
+    failure_kind: str = ""  # for log lines, which never carry the (possibly data-bearing) message
     activities: list[tuple[int, str, str | None]] = field(default_factory=list)  # (task id, name, input)
     timers: list[tuple[int, str]] = field(default_factory=list)  # (timer id, fireAt)
     cancelled_timers: list[int] = field(default_factory=list)
@@ -174,12 +190,23 @@ class Episode:
     def outcome(self) -> str:
         if self.status == "Running":
             return f"running (+{self.scheduled} tasks)" if self.scheduled else "running"
+        if self.failure_kind:
+            return f"{self.status.lower()} ({self.failure_kind})"
         return self.status.lower()
 
 
 def plan_episode(inp: EpisodeInput, handle: Orchestrator | None) -> Episode:
-    """Decide one episode. Pure apart from calling `handle` (the SDK) once."""
-    return _Planner(inp, handle).run()
+    """Decide one episode. Pure apart from calling `handle` (the SDK) once.
+
+    An error of the engine itself fails the instance (with that error) instead of leaving it stuck."""
+    try:
+        return _Planner(inp, handle).run()
+    except Exception as exc:  # a defect here must not wedge the instance
+        planner = _Planner(inp, None)
+        planner.ep.events.append(event(E.ORCHESTRATOR_STARTED, inp.now))
+        return planner._fail(
+            f"the local durable engine could not run this episode: {exc!r}", "", "engine error"
+        )
 
 
 class _Planner:
@@ -205,7 +232,7 @@ class _Planner:
         new_events = started + allocating + rest
         ep.events.extend(new_events)
         if self.handle is None:
-            return self._fail(missing_function_message(inp.name, "orchestrator"), "")
+            return self._fail(missing_function_message(inp.name, "orchestrator"), "", "unknown orchestrator")
         context = build_context_json(
             instance_id=inp.instance_id,
             played=inp.played,
@@ -216,13 +243,13 @@ class _Planner:
         answer = run_orchestrator(self.handle, context)
         ep.custom_status = _json_or_none(answer.custom_status)
         if answer.failed:
-            return self._fail(answer.error or "", answer.details)
+            return self._fail(answer.error or "", answer.details, "orchestrator raised")
         problem = self._check_replay(answer.leaves)
         if problem:
-            return self._fail(problem, "")
+            return self._fail(problem, "", "non-deterministic")
         problem = self._schedule_new(answer.leaves[len(inp.book.leaves) :])
         if problem:
-            return self._fail(problem, "")
+            return self._fail(problem, "", "unsupported action")
         ep.events.extend(self.decisions)
         if ep.continued and answer.is_done:
             ep.status = "ContinuedAsNew"
@@ -386,6 +413,20 @@ class _Planner:
                 Input=input_text,
             )
         )
+        try:
+            validate_instance_id(child_id)
+        except ValueError as exc:
+            reason = f"sub-orchestration '{name}': {exc}"
+            ep.self_messages.append(
+                event(
+                    E.SUB_ORCHESTRATION_INSTANCE_FAILED,
+                    self.now,
+                    TaskScheduledId=task_id,
+                    Reason=reason,
+                    Details="",
+                )
+            )
+            return
         if name in self.inp.orchestrators:
             ep.children.append(ChildStart(task_id=task_id, instance_id=child_id, name=name, input=input_text))
         else:
@@ -407,10 +448,11 @@ class _Planner:
 
     # -- endings ----------------------------------------------------------------------------------
 
-    def _fail(self, reason: str, details: str) -> Episode:
+    def _fail(self, reason: str, details: str, kind: str) -> Episode:
         ep = self.ep
         ep.status = "Failed"
         ep.failure = (reason, details)
+        ep.failure_kind = kind
         ep.output = json.dumps(reason)
         ep.events.append(
             event(

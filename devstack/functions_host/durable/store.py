@@ -274,7 +274,10 @@ class DurableStore:
         ]
         loaded = {r.instance_id: LoadedInstance(r, [], [], [], []) for r in rows}
         for iid, text in db.execute(
-            "SELECT instance_id, event FROM history WHERE hub=? ORDER BY instance_id, seq", (hub,)
+            "SELECT h.instance_id, h.event FROM history h JOIN instances i "
+            "ON i.hub = h.hub AND i.instance_id = h.instance_id "
+            "WHERE h.hub=? AND i.status NOT IN (?,?,?) ORDER BY h.instance_id, h.seq",
+            (hub, *TERMINAL),
         ):
             if iid in loaded:
                 loaded[iid].history.append(text)

@@ -1,4 +1,4 @@
-"""Activities run in-process against the Batch emulator and Azurite, with the app's settings in the environment."""
+"""Activities run in-process against the Batch emulator and Azurite, with the app's settings in the env."""
 
 from __future__ import annotations
 
@@ -15,8 +15,18 @@ from provisioning.nodes import wait_decision
 from provisioning.settings import Settings, load_settings
 
 SSH_OPTIONS = [
-    "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-    "-o", "IdentitiesOnly=yes", "-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR",
+    "-o",
+    "BatchMode=yes",
+    "-o",
+    "StrictHostKeyChecking=no",
+    "-o",
+    "UserKnownHostsFile=/dev/null",
+    "-o",
+    "IdentitiesOnly=yes",
+    "-o",
+    "ConnectTimeout=10",
+    "-o",
+    "LogLevel=ERROR",
 ]
 
 
@@ -32,10 +42,14 @@ def make_key(directory: Path, name: str = "id_rsa") -> SshKey:
     return SshKey(path, path.with_suffix(".pub").read_text().strip())
 
 
-def ssh_run(key: SshKey, user: str, ip: str, port: int, command: str = "hostname") -> subprocess.CompletedProcess:
+def ssh_run(
+    key: SshKey, user: str, ip: str, port: int, command: str = "hostname"
+) -> subprocess.CompletedProcess:
     return subprocess.run(
         ["ssh", "-i", str(key.private), "-p", str(port), *SSH_OPTIONS, f"{user}@{ip}", command],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 

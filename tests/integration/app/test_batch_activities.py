@@ -1,4 +1,4 @@
-"""Batch activities against the emulator with the real azure-batch SDK: each one run twice gives the same effect."""
+"""Batch activities against the emulator with the real azure-batch SDK: each run twice has the same effect."""
 
 from __future__ import annotations
 
@@ -95,6 +95,8 @@ def test_create_pool_reports_the_service_error_for_an_unknown_size(app_env, ssh_
     result = create_pool({"request": request, "image": image})
     assert result["ok"] is False
     assert result["error"]["code"] == "InvalidPropertyValue"
+    assert "PropertyName: vmSize" in result["error"]["message"]
+    assert "RequestId" not in result["error"]["message"]
 
 
 def test_poll_pool_settles_with_every_node_usable_and_twice_agrees(app_env, ssh_key, image):
@@ -155,7 +157,9 @@ def test_a_password_reaches_batch_decrypted(app_env, ssh_key, image, batch_emula
 
 def test_create_node_users_captures_errors_per_node(app_env, ssh_key, image):
     request, snapshot = ready_pool(app_env, ssh_key, image, nodes=1)
-    result = create_node_users({"poolId": request["poolId"], "nodeId": "no-such-node", "users": request["users"]})
+    result = create_node_users(
+        {"poolId": request["poolId"], "nodeId": "no-such-node", "users": request["users"]}
+    )
     assert result["users"]["alice"]["ok"] is False
     assert result["users"]["alice"]["error"]["code"] == "NodeNotFound"
 

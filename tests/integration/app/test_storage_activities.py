@@ -1,0 +1,173 @@
+"""Table and queue activities against Azurite: records written, found, marked; events published; twice."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+from azure.data.tables import TableClient
+from azure.storage.queue import QueueClient, TextBase64DecodePolicy
+
+from activities.connection_records import (
+    find_expired_records,
+    mark_records,
+    mark_user_records,
+    write_connection_records,
+)
+from activities.events import publish_pool_event
+from provisioning.durations import format_timestamp
+from provisioning.storage import MAX_TRANSACTION, ConnectionRecords, RequestEntries
+
+from .conftest import unique_pool
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+def users(expiry: datetime) -> list[dict]:
+    return [
+        {
+            "name": "alice",
+            "admin": True,
+            "expiryTime": format_timestamp(expiry),
+            "sshPublicKey": "ssh-rsa AAAA",
+            "keyType": "rsa",
+            "keyFingerprint": "SHA256:a",
+        },
+        {
+            "name": "bob",
+            "admin": False,
+            "expiryTime": format_timestamp(expiry + timedelta(days=1)),
+            "sshPublicKey": "ssh-rsa BBBB",
+            "keyType": "rsa",
+            "keyFingerprint": "SHA256:b",
+        },
+    ]
+
+
+def write(pool_id: str, nodes: int, expiry: datetime) -> dict:
+    grants = [
+        {"nodeId": f"node-{i:04d}", "users": {"alice": {"ok": True}, "bob": {"ok": True}}}
+        for i in range(nodes)
+    ]
+    endpoints = {
+        g["nodeId"]: {"ip": "127.9.0.1", "port": 40000 + i, "state": "idle"} for i, g in enumerate(grants)
+    }
+    return write_connection_records(
+        {
+            "poolId": pool_id,
+            "requestId": "r1",
+            "users": users(expiry),
+            "grants": grants,
+            "endpoints": endpoints,
+            "grantedAt": format_timestamp(NOW),
+        }
+    )
+
+
+def table(settings) -> TableClient:
+    return TableClient.from_connection_string(settings.storage_connection, settings.connections_table)
+
+
+def test_write_records_twice_leaves_one_record_per_node_and_user(app_env):
+    pool_id = unique_pool()
+    nodes = 60  # 120 records: more than one transaction for the partition
+    assert 2 * nodes > MAX_TRANSACTION
+    assert write(pool_id, nodes, NOW + timedelta(hours=1)) == {"written": 120}
+    assert write(pool_id, nodes, NOW + timedelta(hours=1)) == {"written": 120}
+    entities = list(table(app_env).query_entities("PartitionKey eq @pk", parameters={"pk": pool_id}))
+    assert len(entities) == 120
+    sample = next(e for e in entities if e["RowKey"] == "node-0003|bob")
+    assert (sample["Ip"], sample["Port"], sample["State"], sample["UserName"]) == (
+        "127.9.0.1",
+        40003,
+        "active",
+        "bob",
+    )
+    assert isinstance(sample["ExpiresAt"], datetime)
+    assert not any("password" in k.lower() for k in sample)
+
+
+def test_find_expired_twice_then_mark_twice(app_env):
+    expired_pool, fresh_pool = unique_pool(), unique_pool()
+    write(expired_pool, 2, NOW - timedelta(minutes=1))  # alice expired, bob has a day left
+    write(fresh_pool, 1, NOW + timedelta(hours=1))
+    payload = {"now": format_timestamp(NOW), "limit": 100}
+    found = find_expired_records(payload)
+    assert found == find_expired_records(payload)
+    mine = [r for r in found["records"] if r["poolId"] in (expired_pool, fresh_pool)]
+    assert sorted((r["poolId"], r["nodeId"], r["user"]) for r in mine) == [
+        (expired_pool, "node-0000", "alice"),
+        (expired_pool, "node-0001", "alice"),
+    ]
+    keys = [[r["partitionKey"], r["rowKey"]] for r in mine]
+    at = format_timestamp(NOW)
+    assert mark_records({"keys": keys, "state": "expired", "at": at}) == {"marked": 2}
+    assert mark_records({"keys": keys, "state": "expired", "at": at}) == {"marked": 0}
+    states = {r.row_key: r.state for r in ConnectionRecords(app_env).for_pool(expired_pool)}
+    assert states == {
+        "node-0000|alice": "expired",
+        "node-0001|alice": "expired",
+        "node-0000|bob": "active",
+        "node-0001|bob": "active",
+    }
+    assert not [r for r in find_expired_records(payload)["records"] if r["poolId"] == expired_pool]
+
+
+def test_mark_user_records_twice_revokes_only_that_user(app_env):
+    pool_id = unique_pool()
+    write(pool_id, 3, NOW + timedelta(hours=1))
+    payload = {
+        "poolId": pool_id,
+        "user": "bob",
+        "state": "revoked",
+        "at": format_timestamp(NOW),
+        "exceptNodeIds": ["node-0002"],
+    }
+    assert mark_user_records(payload) == {"marked": 2}
+    assert mark_user_records(payload) == {"marked": 0}
+    states = {r.row_key: r.state for r in ConnectionRecords(app_env).for_pool(pool_id)}
+    assert states["node-0000|bob"] == states["node-0001|bob"] == "revoked"
+    assert states["node-0002|bob"] == "active" and states["node-0000|alice"] == "active"
+
+
+def test_publish_event_twice_delivers_two_copies_with_one_event_id(app_env):
+    event = {
+        "type": "pool-ready",
+        "eventId": "provision-x:pool-ready",
+        "poolId": "p",
+        "counts": {"nodesIdle": 3},
+    }
+    assert publish_pool_event(event) == {"published": True, "eventId": "provision-x:pool-ready"}
+    assert publish_pool_event(event)["published"]
+    queue = QueueClient.from_connection_string(
+        app_env.storage_connection, app_env.events_queue, message_decode_policy=TextBase64DecodePolicy()
+    )
+    messages = [json.loads(m.content) for m in queue.receive_messages(max_messages=10)]
+    assert messages == [event, event]
+
+
+def test_request_entries_show_the_newest_accepted_request_and_a_later_rejection(app_env):
+    entries, pool_id = RequestEntries(app_env), unique_pool()
+    assert entries.latest_for_pool(pool_id) is None
+    entries.put(
+        pool_id=pool_id,
+        request_id="r1",
+        state="accepted",
+        source="http",
+        instance_id="provision-r1",
+        received_at=NOW,
+    )
+    entries.put(
+        pool_id=pool_id,
+        request_id="r2",
+        state="rejected",
+        source="queue",
+        errors=[{"field": "vmSize", "rule": "is required", "message": "vmSize: is required"}],
+        received_at=NOW + timedelta(seconds=1),
+    )
+    latest = entries.latest_for_pool(pool_id)
+    assert latest["requestId"] == "r1" and latest["instanceId"] == "provision-r1"
+    assert latest["latestRejection"]["errors"][0]["field"] == "vmSize"
+    only_rejected = unique_pool()
+    entries.put(pool_id=only_rejected, request_id="r3", state="rejected", source="queue", errors=[])
+    assert entries.latest_for_pool(only_rejected)["state"] == "rejected"

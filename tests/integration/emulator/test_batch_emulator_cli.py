@@ -1,0 +1,138 @@
+"""The emulator as a command: --help, loopback-only binding, the ready line, clean SIGTERM stop (SSH servers and
+start tasks included), and the walk-through."""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+from azure.batch import models as m
+
+from devstack.batch_emulator import DEV_KEY
+from devstack.batch_emulator.launcher import start_batch_emulator
+from devstack.batch_emulator.walkthrough import run_walkthrough
+from devstack.process import wait_until
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "devstack.batch_emulator", *args], capture_output=True, text=True,
+                          timeout=60, cwd=REPO)
+
+
+def test_help_documents_every_flag() -> None:
+    result = run_cli("--help")
+    assert result.returncode == 0
+    for flag in ("--host", "--port", "--account", "--key", "--catalog", "--timing", "--ssh-network", "--data-dir"):
+        assert flag in result.stdout
+    assert "devbatchaccount1" in result.stdout and "loopback" in result.stdout
+    assert DEV_KEY not in result.stdout
+
+
+def test_non_loopback_addresses_are_refused() -> None:
+    result = run_cli("--host", "0.0.0.0")
+    assert result.returncode == 2 and "loopback" in result.stderr
+    result = run_cli("--ssh-network", "10.0.0.0/16")
+    assert result.returncode == 2 and "127.0.0.0/8" in result.stderr
+
+
+def test_bad_timing_and_catalog_are_explained(tmp_path: Path) -> None:
+    result = run_cli("--timing", "glacial")
+    assert result.returncode == 2 and "fast" in result.stderr and "realistic" in result.stderr
+    (tmp_path / "bad.json").write_text('{"images": [{"osType": "linux"}]}')
+    result = run_cli("--catalog", str(tmp_path / "bad.json"))
+    assert result.returncode == 2 and "nodeAgentSKUId" in result.stderr
+
+
+def _processes_with(token: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if token.encode() in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def test_sigterm_stops_ssh_servers_and_start_tasks(tmp_path: Path) -> None:
+    proc, endpoint = start_batch_emulator(tmp_path, ssh_network="127.27.0.0/16")
+    token = f"emulator-stop-check-{uuid.uuid4().hex}"
+    try:
+        client = endpoint.client()
+        image = next(iter(client.list_supported_images(filter="verificationType eq 'verified'")))
+        client.create_pool(m.BatchPoolCreateOptions(
+            id="long-start", vm_size="standard_a1_v2", target_dedicated_nodes=2,
+            virtual_machine_configuration=m.VirtualMachineConfiguration(
+                image_reference=image.image_reference, node_agent_sku_id=image.node_agent_sku_id),
+            start_task=m.BatchStartTask(command_line=f"sleep 300 # {token}", wait_for_success=True),
+            network_configuration=m.NetworkConfiguration(endpoint_configuration=m.BatchPoolEndpointConfiguration(
+                inbound_nat_pools=[m.BatchInboundNatPool(name="ssh", protocol="tcp", backend_port=22,
+                                                         frontend_port_range_start=40000,
+                                                         frontend_port_range_end=40099)])),
+        ))
+        wait_until(lambda: len(_processes_with(token)) == 2, 30, "both start tasks to run")
+        nodes = list(client.list_nodes("long-start"))
+        assert {n.state for n in nodes} == {"waitingforstarttask"}
+        ssh = nodes[0].endpoint_configuration.inbound_endpoints[0]
+        socket.create_connection((ssh.public_ip_address, ssh.frontend_port), timeout=5).close()
+    finally:
+        proc.popen.send_signal(15)  # SIGTERM to the emulator only, not its process group
+        proc.popen.wait(30)
+    assert proc.popen.returncode == 0
+    wait_until(lambda: not _processes_with(token), 10, "start tasks to be gone")
+    try:
+        socket.create_connection((ssh.public_ip_address, ssh.frontend_port), timeout=2).close()
+        raise AssertionError("the SSH server still listens after the emulator stopped")
+    except OSError:
+        pass
+    log = proc.log_tail(200)
+    assert f"batch-emulator ready at {endpoint.url} account=devbatchaccount1" in log
+    assert DEV_KEY not in log
+
+
+def test_walkthrough_logs_in_to_every_node(batch_emulator) -> None:
+    out = io.StringIO()
+    assert run_walkthrough(batch_emulator, nodes=2, out=out) == 0, out.getvalue()
+    text = out.getvalue()
+    rows = [[cell.strip() for cell in line.split("|")] for line in text.splitlines() if line.count("|") == 3]
+    assert rows[0] == ["node", "state", "ip", "port"]
+    assert len(rows) == 3 and all(row[1] == "idle" for row in rows[1:])
+    for node_id, _, ip, port in rows[1:]:
+        assert f"$ ssh -p {port} walker@{ip} hostname\n{node_id}\n" in text
+    assert "all nodes answered" in text and "deleted" in text
+
+
+def test_key_from_environment_is_used(tmp_path: Path) -> None:
+    other_key = "c2VjcmV0LWtleS1mb3ItdGhlLWVtdWxhdG9yLXRlc3RzLW9ubHktMDAwMDAwMDA="
+    env_before = os.environ.get("BATCH_EMULATOR_KEY")
+    os.environ["BATCH_EMULATOR_KEY"] = other_key
+    try:
+        proc, endpoint = start_batch_emulator(tmp_path, ssh_network="127.26.0.0/16")
+    finally:
+        if env_before is None:
+            del os.environ["BATCH_EMULATOR_KEY"]
+        else:
+            os.environ["BATCH_EMULATOR_KEY"] = env_before
+    try:
+        from azure.batch import BatchClient
+        from azure.core.credentials import AzureNamedKeyCredential
+        from azure.core.exceptions import HttpResponseError
+
+        good = BatchClient(endpoint.url, AzureNamedKeyCredential(endpoint.account, other_key))
+        assert list(good.list_pools()) == []
+        try:
+            list(endpoint.client().list_pools())  # the default dev key no longer signs correctly
+            raise AssertionError("the dev key was accepted")
+        except HttpResponseError as exc:
+            assert exc.status_code == 403
+    finally:
+        proc.stop()
+    assert other_key not in proc.log_tail(200)

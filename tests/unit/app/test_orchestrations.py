@@ -1,0 +1,342 @@
+"""The orchestrators' decisions, driven step by step with scripted activity results (no host, no services)."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+
+from orchestrations.access import cleanup_expired_access, revoke_user_access
+from orchestrations.provision import provision_pool
+from provisioning.nodes import summarize_pool
+
+from .conftest import NOW
+from .orchestration_driver import ActivityError, run_orchestrator
+
+IMAGE = {
+    "imageReference": {
+        "publisher": "canonical",
+        "offer": "ubuntu-24_04-lts",
+        "sku": "server",
+        "version": "latest",
+    },
+    "nodeAgentSkuId": "batch.node.ubuntu 24.04",
+}
+
+
+def start_input(nodes: int = 3, *, delete_on_failure: bool = False, deadline: float = 600) -> dict:
+    request = {
+        "requestId": "r1",
+        "poolId": "pool-1",
+        "vmSize": "Standard_D2s_v3",
+        "nodes": {"dedicated": nodes, "spot": 0},
+        "image": {"os": "ubuntu"},
+        "startTask": None,
+        "ssh": {"frontendPortRange": {"start": 40000, "end": 41999}, "allowedSourcePrefixes": ["*"]},
+        "users": [
+            {
+                "name": "alice",
+                "admin": True,
+                "expiryTime": "2030-01-02T00:00:00Z",
+                "sshPublicKey": "ssh-rsa AAAA",
+                "keyType": "rsa",
+                "keyFingerprint": "SHA256:x",
+            },
+            {
+                "name": "bob",
+                "admin": False,
+                "expiryTime": "2030-01-02T00:00:00Z",
+                "hasPassword": True,
+                "passwordCiphertext": "gAAAA-ciphertext",
+            },
+        ],
+        "fingerprint": "f",
+    }
+    options = {
+        "deadlineSeconds": deadline,
+        "pollFirstSeconds": 1.0,
+        "pollMaxSeconds": 4.0,
+        "deletePoolOnFailure": delete_on_failure,
+        "statusUrl": "http://127.0.0.1:7071/api/pools/pool-1",
+    }
+    return {"request": request, "options": options}
+
+
+def pool_json(allocation="steady", errors=()):
+    return {
+        "state": "active",
+        "allocationState": allocation,
+        "resizeErrors": list(errors),
+        "targetDedicatedNodes": 3,
+        "targetLowPriorityNodes": 0,
+    }
+
+
+class Batch:
+    """Scripted answers: `polls` are successive (pool, nodes) pairs; the last one repeats."""
+
+    def __init__(self, node_count=3, polls=None, created=None, failing_nodes=(), raising_nodes=()):
+        ids = [f"node-{i}" for i in range(node_count)]
+        self.polls = polls or [
+            (pool_json("resizing"), [{"id": n, "state": "starting"} for n in ids]),
+            (pool_json(), [{"id": n, "state": "idle"} for n in ids]),
+        ]
+        self.created = created or {"ok": True, "created": True}
+        self.failing_nodes, self.raising_nodes = set(failing_nodes), set(raising_nodes)
+
+    def __call__(self, name, data):
+        if name == "select_pool_image":
+            return {"ok": True, "image": IMAGE}
+        if name == "create_pool":
+            return self.created
+        if name == "poll_pool":
+            pool, nodes = self.polls.pop(0) if len(self.polls) > 1 else self.polls[0]
+            return summarize_pool(pool, nodes, include_usable=data["includeUsable"])
+        if name == "create_node_users":
+            if data["nodeId"] in self.raising_nodes:
+                raise ActivityError("connection reset by peer")
+            ok = data["nodeId"] not in self.failing_nodes
+            error = None if ok else {"code": "OperationInvalidForCurrentState", "message": "node not ready"}
+            return {
+                "nodeId": data["nodeId"],
+                "users": {
+                    u["name"]: {"ok": ok, **({"error": error} if error else {})} for u in data["users"]
+                },
+            }
+        if name == "gather_ssh_endpoints":
+            return {
+                "endpoints": {
+                    n: {"ip": "127.30.0.1", "port": 40000 + i, "state": "idle"}
+                    for i, n in enumerate(data["nodeIds"])
+                },
+                "missing": {},
+            }
+        if name == "write_connection_records":
+            return {"written": sum(sum(r["ok"] for r in g["users"].values()) for g in data["grants"])}
+        if name in ("publish_pool_event", "delete_pool"):
+            return {"published": True} if name == "publish_pool_event" else {"deleted": True}
+        raise AssertionError(f"unexpected activity {name}")
+
+
+def run(batch, **kwargs):
+    return run_orchestrator(provision_pool, start_input(**kwargs), batch, now=NOW, instance_id="provision-r1")
+
+
+def test_the_happy_path_reads_like_the_business_process():
+    output, log = run(Batch())
+    names = [c.name for c in log.calls if c.kind != "sub"]
+    assert names == [
+        "select_pool_image",
+        "create_pool",
+        "poll_pool",
+        "timer",
+        "poll_pool",
+        "create_node_users",
+        "create_node_users",
+        "create_node_users",
+        "gather_ssh_endpoints",
+        "write_connection_records",
+        "publish_pool_event",
+    ]
+    assert output["outcome"] == "completed"
+    assert output["progress"] == {
+        "nodesIdle": 3,
+        "nodesTotal": 3,
+        "nodesFailed": 0,
+        "usersGranted": 6,
+        "usersTotal": 6,
+        "records": 6,
+    }
+    assert [n["outcome"] for n in output["nodes"]] == ["granted"] * 3
+    phases = [s["phase"] for s in log.statuses]
+    assert phases[:2] == ["selecting-image", "creating-pool"]
+    assert phases[-4:] == ["granting-access", "recording-connections", "publishing", "completed"]
+    assert "waiting-for-nodes" in phases
+    (event,) = [c.input for c in log.activities("publish_pool_event")]
+    assert event["type"] == "pool-ready" and event["eventId"] == "provision-r1:pool-ready"
+    assert (
+        event["statusUrl"] == "http://127.0.0.1:7071/api/pools/pool-1"
+        and event["counts"]["usersGranted"] == 6
+    )
+
+
+def test_custom_status_and_event_never_carry_secrets():
+    output, log = run(Batch())
+    text = json.dumps([log.statuses, output, [c.input for c in log.activities("publish_pool_event")]])
+    assert "ciphertext" not in text and "ssh-rsa" not in text
+
+
+def test_polling_backs_off_with_durable_timers_up_to_the_maximum():
+    pending = (pool_json("resizing"), [{"id": "node-0", "state": "creating"}])
+    ready = (pool_json(), [{"id": f"node-{i}", "state": "idle"} for i in range(3)])
+    output, log = run(Batch(polls=[pending] * 5 + [ready]))
+    gaps = [(b - a).total_seconds() for a, b in zip([NOW, *log.timers], log.timers, strict=False)]
+    assert gaps == [1.0, 2.0, 4.0, 4.0, 4.0]
+    assert output["outcome"] == "completed"
+
+
+def test_a_resize_error_fails_fast_and_publishes_pool_failed():
+    quota = (pool_json("steady", [{"code": "AccountCoreQuotaReached", "message": "quota reached"}]), [])
+    output, log = run(Batch(polls=[quota]))
+    assert output["outcome"] == "failed" and output["error"]["code"] == "AccountCoreQuotaReached"
+    assert log.timers == [] and not log.activities("create_node_users") and not log.activities("delete_pool")
+    (event,) = [c.input for c in log.activities("publish_pool_event")]
+    assert event["type"] == "pool-failed" and event["error"]["code"] == "AccountCoreQuotaReached"
+    assert log.statuses[-1]["phase"] == "failed"
+
+
+def test_a_failed_request_deletes_its_pool_when_the_setting_says_so():
+    quota = (pool_json("steady", [{"code": "AccountCoreQuotaReached", "message": "quota reached"}]), [])
+    output, log = run(Batch(polls=[quota]), delete_on_failure=True)
+    assert [c.input for c in log.activities("delete_pool")] == [{"poolId": "pool-1"}]
+    assert output["poolDeleted"] is True
+
+
+def test_a_pool_of_someone_else_is_never_deleted():
+    mismatch = {"ok": False, "error": {"code": "PoolExistsWithDifferentSpec", "message": "vmSize differs"}}
+    output, log = run(Batch(created=mismatch), delete_on_failure=True)
+    assert output["outcome"] == "failed" and output["error"]["code"] == "PoolExistsWithDifferentSpec"
+    assert not log.activities("delete_pool") and not log.activities("poll_pool")
+
+
+def test_a_failed_start_task_makes_the_request_partial_naming_the_node():
+    nodes = [
+        {"id": "node-0", "state": "idle"},
+        {"id": "node-1", "state": "starttaskfailed", "startTaskInfo": {"exitCode": 3}},
+        {"id": "node-2", "state": "idle"},
+    ]
+    output, log = run(Batch(polls=[(pool_json(), nodes)]))
+    assert output["outcome"] == "partial"
+    unusable = [n for n in output["nodes"] if n["outcome"] == "unusable"]
+    assert unusable == [
+        {
+            "nodeId": "node-1",
+            "outcome": "unusable",
+            "state": "starttaskfailed",
+            "reason": "start task failed with exit code 3",
+        }
+    ]
+    assert {c.input["nodeId"] for c in log.activities("create_node_users")} == {"node-0", "node-2"}
+
+
+def test_one_bad_node_does_not_lose_the_others():
+    output, log = run(Batch(raising_nodes={"node-1"}, failing_nodes={"node-2"}))
+    assert output["outcome"] == "partial"
+    by_node = {n["nodeId"]: n for n in output["nodes"]}
+    assert by_node["node-0"]["outcome"] == "granted"
+    assert by_node["node-1"]["outcome"] == "failed"
+    assert by_node["node-1"]["errors"]["*"]["message"] == "connection reset by peer"
+    assert by_node["node-2"]["errors"]["alice"]["code"] == "OperationInvalidForCurrentState"
+    (records,) = [c.input for c in log.activities("write_connection_records")]
+    assert [g["nodeId"] for g in records["grants"] if any(u["ok"] for u in g["users"].values())] == ["node-0"]
+
+
+def test_big_pools_fan_out_in_sub_orchestrations_of_at_most_100_nodes():
+    ids = [f"node-{i:03d}" for i in range(250)]
+    ready = (dict(pool_json(), targetDedicatedNodes=250), [{"id": n, "state": "idle"} for n in ids])
+    output, log = run(Batch(polls=[ready]), nodes=250)
+    subs = [c for c in log.calls if c.kind == "sub"]
+    assert [len(c.input["inputs"]) for c in subs] == [100, 100, 50]
+    assert [c.instance_id for c in subs] == [f"provision-r1:create_node_users:{i}" for i in range(3)]
+    assert output["outcome"] == "completed" and output["progress"]["usersGranted"] == 500
+
+
+def test_at_the_deadline_ready_nodes_proceed_and_the_rest_are_reported():
+    slow = (pool_json("resizing"), [{"id": "node-0", "state": "idle"}, {"id": "node-1", "state": "starting"}])
+    output, log = run(Batch(polls=[slow]), deadline=5)
+    assert log.timers[-1] == NOW + timedelta(seconds=5)  # never past the deadline
+    assert output["outcome"] == "partial"
+    assert {n["nodeId"]: n["outcome"] for n in output["nodes"]} == {"node-0": "granted", "node-1": "unusable"}
+
+
+def test_nothing_ready_by_the_deadline_fails():
+    stuck = (pool_json("resizing"), [{"id": "node-0", "state": "creating"}])
+    output, log = run(Batch(polls=[stuck]), deadline=3)
+    assert output["error"]["code"] == "ProvisionDeadlineExceeded"
+    assert all(t <= NOW + timedelta(seconds=3) for t in log.timers)
+
+
+def test_an_activity_failing_for_good_still_ends_with_a_published_failure():
+    def respond(name, data):
+        if name == "select_pool_image":
+            raise ActivityError("Batch is unreachable")
+        return {"published": True}
+
+    output, log = run_orchestrator(
+        provision_pool, start_input(), respond, now=NOW, instance_id="provision-r1"
+    )
+    assert output["outcome"] == "failed"
+    assert output["error"] == {"code": "ActivityFailed", "message": "Batch is unreachable"}
+    assert [c.input["type"] for c in log.activities("publish_pool_event")] == ["pool-failed"]
+
+
+def test_cleanup_deletes_per_node_and_marks_only_what_was_removed():
+    expired = [
+        {"poolId": "p", "nodeId": "n1", "user": "alice", "partitionKey": "p", "rowKey": "n1|alice"},
+        {"poolId": "p", "nodeId": "n1", "user": "bob", "partitionKey": "p", "rowKey": "n1|bob"},
+        {"poolId": "p", "nodeId": "n2", "user": "alice", "partitionKey": "p", "rowKey": "n2|alice"},
+    ]
+
+    def respond(name, data):
+        if name == "find_expired_records":
+            return {"records": expired}
+        if name == "delete_node_users":
+            ok = data["nodeId"] == "n1"
+            return {
+                "poolId": data["poolId"],
+                "nodeId": data["nodeId"],
+                "users": {
+                    u: {"ok": ok, "result": "deleted"}
+                    if ok
+                    else {"ok": False, "error": {"code": "ServerBusy", "message": "busy"}}
+                    for u in data["users"]
+                },
+            }
+        if name == "mark_records":
+            return {"marked": len(data["keys"])}
+        raise AssertionError(name)
+
+    output, log = run_orchestrator(
+        cleanup_expired_access, {}, respond, now=NOW, instance_id="cleanup-expired-access"
+    )
+    deletions = [c.input for c in log.activities("delete_node_users")]
+    assert deletions == [
+        {"poolId": "p", "nodeId": "n1", "users": ["alice", "bob"]},
+        {"poolId": "p", "nodeId": "n2", "users": ["alice"]},
+    ]
+    (mark,) = [c.input for c in log.activities("mark_records")]
+    assert mark["keys"] == [["p", "n1|alice"], ["p", "n1|bob"]] and mark["state"] == "expired"
+    assert output["found"] == 3 and output["expired"] == 2 and output["failed"][0]["nodeId"] == "n2"
+
+
+def test_cleanup_with_nothing_expired_does_nothing_else():
+    output, log = run_orchestrator(cleanup_expired_access, {}, lambda n, d: {"records": []}, now=NOW)
+    assert [c.name for c in log.calls] == ["find_expired_records"] and output["expired"] == 0
+
+
+@pytest.mark.parametrize("pool_exists", [True, False])
+def test_revoke_deletes_from_every_node_and_keeps_records_where_it_failed(pool_exists):
+    def respond(name, data):
+        if name == "list_pool_node_ids":
+            return {"exists": pool_exists, "nodeIds": ["n1", "n2"] if pool_exists else []}
+        if name == "delete_node_users":
+            ok = data["nodeId"] == "n1"
+            return {
+                "poolId": "p",
+                "nodeId": data["nodeId"],
+                "users": {
+                    "alice": {"ok": True, "result": "deleted"}
+                    if ok
+                    else {"ok": False, "error": {"code": "ServerBusy", "message": "busy"}}
+                },
+            }
+        if name == "mark_user_records":
+            return {"marked": 1}
+        raise AssertionError(name)
+
+    output, log = run_orchestrator(revoke_user_access, {"poolId": "p", "user": "alice"}, respond, now=NOW)
+    (mark,) = [c.input for c in log.activities("mark_user_records")]
+    assert mark["state"] == "revoked"
+    assert mark["exceptNodeIds"] == (["n2"] if pool_exists else [])
+    assert output["deleted"] == (1 if pool_exists else 0) and output["poolExists"] is pool_exists
