@@ -24,7 +24,7 @@ from provisioning import intake
 from provisioning.durations import format_timestamp
 from provisioning.identity import CLEANUP_INSTANCE_ID, provision_instance_id, revoke_instance_id
 from provisioning.progress import pool_view
-from provisioning.records import render_ssh_config, render_table
+from provisioning.records import SshConnectionRecord, render_ssh_config, render_table
 from provisioning.request import validate_request
 from provisioning.settings import Settings, load_settings
 from provisioning.storage import ConnectionRecords, EventPublisher, RequestEntries
@@ -100,7 +100,7 @@ async def get_pool(req: func.HttpRequest, client: df.DurableOrchestrationClient)
     settings = load_settings()
     entry, records = await asyncio.gather(
         asyncio.to_thread(latest_entry, settings, pool_id),
-        asyncio.to_thread(ConnectionRecords(settings).for_pool, pool_id),
+        asyncio.to_thread(pool_records, settings, pool_id),
     )
     if entry is None and not records:
         return json_response({"error": f"no request is known for pool {pool_id}"}, 404)
@@ -116,7 +116,7 @@ async def get_connections(req: func.HttpRequest) -> func.HttpResponse:
         return json_response({"error": "poolId: must be 1-64 letters, digits, hyphens or underscores"}, 400)
     if kind not in FORMATS:
         return json_response({"error": "format: must be one of json, table, ssh_config"}, 400)
-    records = await asyncio.to_thread(ConnectionRecords(load_settings()).for_pool, pool_id)
+    records = await asyncio.to_thread(pool_records, load_settings(), pool_id)
     if kind == "table":
         return func.HttpResponse(render_table(records), mimetype="text/plain")
     if kind == "ssh_config":
@@ -193,7 +193,8 @@ async def submit(
         return intake.verdict_for_existing(request, existing)
     started = intake.orchestration_input(request, settings, base_url)
     await asyncio.to_thread(
-        RequestEntries(settings).put,
+        put_entry,
+        settings,
         pool_id=request.pool_id,
         request_id=request.request_id,
         state=intake.ACCEPTED,
@@ -239,6 +240,14 @@ def record_rejection(settings: Settings, verdict: intake.Verdict, message_id: st
 
 def latest_entry(settings: Settings, pool_id: str) -> dict[str, Any] | None:
     return RequestEntries(settings).latest_for_pool(pool_id)
+
+
+def pool_records(settings: Settings, pool_id: str) -> list[SshConnectionRecord]:
+    return ConnectionRecords(settings).for_pool(pool_id)
+
+
+def put_entry(settings: Settings, **entry: Any) -> None:
+    RequestEntries(settings).put(**entry)
 
 
 async def instance_status(

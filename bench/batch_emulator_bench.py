@@ -1,5 +1,6 @@
 """Batch emulator benchmark: a 1,000-node pool with an SSH NAT pool and a start task, from create_pool to all
-nodes idle, and list_nodes on it through the SDK, as ratios against a 10-node pool measured in the same run."""
+nodes idle, and list_nodes on it through the SDK, as ratios against a 10-node pool measured in the same
+run."""
 
 from __future__ import annotations
 
@@ -18,19 +19,33 @@ def _create_pool(endpoint: BatchEmulatorEndpoint, pool_id: str, nodes: int) -> N
     from azure.batch import models as m
 
     client = endpoint.client()
-    image = next(iter(client.list_supported_images(filter="verificationType eq 'verified' and osType eq 'linux'")))
-    client.create_pool(m.BatchPoolCreateOptions(
-        id=pool_id,
-        vm_size="standard_d2s_v3",
-        virtual_machine_configuration=m.VirtualMachineConfiguration(
-            image_reference=image.image_reference, node_agent_sku_id=image.node_agent_sku_id),
-        target_dedicated_nodes=nodes,
-        start_task=m.BatchStartTask(command_line="echo ready > ready.txt", wait_for_success=True),
-        network_configuration=m.NetworkConfiguration(endpoint_configuration=m.BatchPoolEndpointConfiguration(
-            inbound_nat_pools=[m.BatchInboundNatPool(
-                name="ssh", protocol="tcp", backend_port=22, frontend_port_range_start=40000,
-                frontend_port_range_end=41999)])),
-    ))
+    image = next(
+        iter(client.list_supported_images(filter="verificationType eq 'verified' and osType eq 'linux'"))
+    )
+    client.create_pool(
+        m.BatchPoolCreateOptions(
+            id=pool_id,
+            vm_size="standard_d2s_v3",
+            virtual_machine_configuration=m.VirtualMachineConfiguration(
+                image_reference=image.image_reference, node_agent_sku_id=image.node_agent_sku_id
+            ),
+            target_dedicated_nodes=nodes,
+            start_task=m.BatchStartTask(command_line="echo ready > ready.txt", wait_for_success=True),
+            network_configuration=m.NetworkConfiguration(
+                endpoint_configuration=m.BatchPoolEndpointConfiguration(
+                    inbound_nat_pools=[
+                        m.BatchInboundNatPool(
+                            name="ssh",
+                            protocol="tcp",
+                            backend_port=22,
+                            frontend_port_range_start=40000,
+                            frontend_port_range_end=41999,
+                        )
+                    ]
+                )
+            ),
+        )
+    )
 
 
 def _idle_count(endpoint: BatchEmulatorEndpoint, pool_id: str) -> int:
@@ -44,7 +59,10 @@ def _measure(endpoint: BatchEmulatorEndpoint, nodes: int) -> dict[str, float]:
     client = endpoint.client()
     start = time.perf_counter()
     _create_pool(endpoint, pool_id, nodes)
+    deadline = start + 600
     while _idle_count(endpoint, pool_id) < nodes:
+        if time.perf_counter() > deadline:
+            raise TimeoutError(f"{pool_id}: not all {nodes} nodes idle after 600 s")
         time.sleep(0.05)
     to_idle = time.perf_counter() - start
     listings = []
@@ -85,8 +103,10 @@ def main() -> None:
     for label, key in rows:
         ratio = large[key] / base[key] if base[key] else float("nan")
         print(f"{label:44} {base[key]:8.2f} {large[key]:8.2f}  {ratio:5.1f}x")
-    print(f"(node count ratio {LARGE_NODES // BASELINE_NODES}x; fast timing profile; "
-          f"list_nodes is the best of {LIST_RUNS})")
+    print(
+        f"(node count ratio {LARGE_NODES // BASELINE_NODES}x; fast timing profile; "
+        f"list_nodes is the best of {LIST_RUNS})"
+    )
 
 
 if __name__ == "__main__":

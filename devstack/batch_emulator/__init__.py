@@ -1,4 +1,5 @@
-"""Local Azure Batch data-plane emulator whose nodes are real SSH servers; the dev account and its well-known key."""
+"""Local Azure Batch data-plane emulator whose nodes are real SSH servers; the dev account and its well-known
+key."""
 
 # The emulator's documented development account and key (published like Azurite's: not a secret).
 DEV_ACCOUNT = "devbatchaccount1"

@@ -1,4 +1,5 @@
-"""Command line: `python -m devstack.batch_emulator [--port N] ...` runs the Azure Batch emulator until SIGTERM/SIGINT."""
+"""Command line: `python -m devstack.batch_emulator [--port N] ...` runs the Azure Batch emulator until
+SIGTERM/SIGINT."""
 
 from __future__ import annotations
 
@@ -28,7 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m devstack.batch_emulator",
         description=(
-            "Local Azure Batch data-plane emulator for the azure-batch SDK (SharedKey auth), whose nodes are real "
+            "Local Azure Batch data-plane emulator for the azure-batch SDK (SharedKey auth), whose nodes are "
+            "real "
             "SSH servers on loopback addresses. Prints one line when ready: "
             "'batch-emulator ready at http://HOST:PORT account=ACCOUNT'. State lives in memory until the "
             "process stops (SIGTERM/SIGINT stop it cleanly)."
@@ -132,7 +134,9 @@ def _use_pidfd_child_watcher() -> None:
     # Python 3.11 watches each child with a thread of its own; pidfds cost nothing per start task.
     # (3.12+ picks pidfds by itself.)
     if sys.version_info < (3, 12) and hasattr(os, "pidfd_open"):
-        asyncio.set_child_watcher(asyncio.PidfdChildWatcher())
+        watcher = asyncio.PidfdChildWatcher()
+        watcher.attach_loop(asyncio.get_running_loop())
+        asyncio.set_child_watcher(watcher)
 
 
 async def serve(config: EmulatorConfig) -> None:

@@ -75,7 +75,8 @@ def verify_request(
     key: str,
     now: datetime | None = None,
 ) -> None:
-    """Raise the service's 403 AuthenticationFailed unless the request carries a valid, fresh SharedKey signature."""
+    """Raise the service's 403 AuthenticationFailed unless the request carries a valid, fresh SharedKey
+    signature."""
     pairs = list(headers.items()) if isinstance(headers, Mapping) else list(headers)
     by_name = {name.lower(): value for name, value in pairs}
     authorization = by_name.get("authorization", "")

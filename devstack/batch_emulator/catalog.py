@@ -1,4 +1,5 @@
-"""The supported-image catalog and the accepted VM sizes, loaded from the packaged catalog.json or another file."""
+"""The supported-image catalog and the accepted VM sizes, loaded from the packaged catalog.json or another
+file."""
 
 from __future__ import annotations
 
@@ -58,7 +59,8 @@ class Catalog:
 
 
 def load_catalog(path: Path | None = None) -> Catalog:
-    """Load a catalog JSON file ({"images": [...], "vmSizes": [...]}); vmSizes default to the packaged ones."""
+    """Load a catalog JSON file ({"images": [...], "vmSizes": [...]}); vmSizes default to the packaged
+    ones."""
     source = path or DEFAULT_CATALOG
     try:
         data = json.loads(Path(source).read_text())

@@ -1,5 +1,5 @@
-"""The emulator's own control API under /_emulator/ (no SharedKey, loopback only): health, call counters, fault
-injection, forcing node states, and reset. Documented in README.md."""
+"""The emulator's own control API under /_emulator/ (no SharedKey, loopback only): health, call counters,
+fault injection, forcing node states, and reset. Documented in README.md."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from devstack.batch_emulator import exceptions as errors
 from devstack.batch_emulator.faults import FaultSpecError
 from devstack.batch_emulator.lifecycle import EmulatorRuntime
 from devstack.batch_emulator.models import InvalidTransition, NodeState
+from devstack.batch_emulator.routes import OPERATIONS
 
 PREFIX = "/_emulator"
 SETTABLE_STATES = (NodeState.UNUSABLE, NodeState.IDLE, NodeState.RUNNING, NodeState.OFFLINE)
@@ -86,8 +87,12 @@ class ControlApi:
         return web.json_response(self.runtime.faults.to_dict())
 
     async def add_http_fault(self, request: web.Request) -> web.Response:
+        body = await _body(request)
+        operation = body.get("operation", "*")
+        if operation != "*" and operation not in OPERATIONS:
+            return _error(400, f"'operation' must be '*' or one of: {', '.join(sorted(OPERATIONS))}")
         try:
-            fault = self.runtime.faults.add_http(await _body(request))
+            fault = self.runtime.faults.add_http(body)
         except FaultSpecError as exc:
             return _error(400, str(exc))
         return web.json_response(fault.to_dict(), status=201)

@@ -1,4 +1,5 @@
-"""The Batch service's own error codes as exceptions, each with its HTTP status and the service's JSON error body."""
+"""The Batch service's own error codes as exceptions, each with its HTTP status and the service's JSON error
+body."""
 
 from __future__ import annotations
 
@@ -122,7 +123,8 @@ def pool_being_resized(pool_id: str) -> BatchServiceError:
     return BatchServiceError(
         409,
         "PoolBeingResized",
-        "The operation is not permitted while the pool is being resized (its allocation state is not steady).",
+        "The operation is not permitted while the pool is being resized "
+        "(its allocation state is not steady).",
         [("PoolId", pool_id)],
     )
 

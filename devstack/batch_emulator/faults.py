@@ -1,5 +1,6 @@
-"""Fault injection and call counters: per-operation latency and error answers (429/500/503/dropped connection),
-and faults for the next pool allocation (resize errors, start-task failures, nodes turning unusable)."""
+"""Fault injection and call counters: per-operation latency and error answers (429/500/503/dropped
+connection), and faults for the next pool allocation (resize errors, start-task failures, nodes turning
+unusable)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from typing import Any
 ERROR_STATUSES = (429, 500, 503)
 RESIZE_ERROR_MESSAGES = {
     "AccountCoreQuotaReached": "The specified account has reached VM core quota limit",
-    "AccountLowPriorityCoreQuotaReached": "The specified account has reached VM low priority core quota limit",
+    "AccountLowPriorityCoreQuotaReached": (
+        "The specified account has reached VM low priority core quota limit"
+    ),
     "AccountSpotCoreQuotaReached": "The specified account has reached VM spot core quota limit",
     "AllocationTimedout": "Desired number of dedicated nodes could not be allocated as the resize timeout "
     "was reached",
@@ -256,7 +259,8 @@ def _allocation_fields(kind: str, spec: dict[str, Any]) -> dict[str, Any]:
     unknown = set(spec) - _ALLOCATION_KEYS[kind]
     if unknown:
         raise FaultSpecError(
-            f"unknown field(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(_ALLOCATION_KEYS[kind]))}"
+            f"unknown field(s) {', '.join(sorted(unknown))}; "
+            f"known: {', '.join(sorted(_ALLOCATION_KEYS[kind]))}"
         )
     fields: dict[str, Any] = {}
     pool_id = spec.get("poolId")

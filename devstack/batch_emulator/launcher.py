@@ -6,7 +6,7 @@ from __future__ import annotations
 import json as _json
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,25 +22,28 @@ class ControlError(RuntimeError):
 
 @dataclass(frozen=True)
 class BatchEmulatorEndpoint:
-    """Where a running emulator listens and the account to use; `.client()` builds a real azure-batch client."""
+    """Where a running emulator listens and the account to use; `.client()` builds a real azure-batch
+    client."""
 
     url: str
     account: str = DEV_ACCOUNT
-    key: str = DEV_KEY
+    key: str = field(default=DEV_KEY, repr=False)
 
     @property
     def control_url(self) -> str:
         return self.url + CONTROL_PREFIX
 
     def client(self, **kwargs: Any):  # -> azure.batch.BatchClient
-        """A BatchClient(url, AzureNamedKeyCredential(account, key)); kwargs go to BatchClient (e.g. retry_total)."""
+        """A BatchClient(url, AzureNamedKeyCredential(account, key)); kwargs go to BatchClient (e.g.
+        retry_total)."""
         from azure.batch import BatchClient
         from azure.core.credentials import AzureNamedKeyCredential
 
         return BatchClient(self.url, AzureNamedKeyCredential(self.account, self.key), **kwargs)
 
     def control(self, method: str, path: str, json: dict | None = None) -> dict:
-        """Call /_emulator/<path> with an optional JSON body; returns the JSON answer (ControlError on 4xx/5xx)."""
+        """Call /_emulator/<path> with an optional JSON body; returns the JSON answer (ControlError on
+        4xx/5xx)."""
         target = self.control_url + "/" + path.lstrip("/")
         data = _json.dumps(json).encode() if json is not None else None
         request = urllib.request.Request(target, data=data, method=method.upper())
@@ -80,7 +83,8 @@ class BatchEmulatorEndpoint:
         allocate: int = 0,
         message: str | None = None,
     ) -> dict:
-        """The next allocation (create or resize up) grants only `allocate` nodes and records this resize error."""
+        """The next allocation (create or resize up) grants only `allocate` nodes and records this resize
+        error."""
         body: dict[str, Any] = {"code": code, "allocate": allocate}
         if pool_id is not None:
             body["poolId"] = pool_id
@@ -96,7 +100,8 @@ class BatchEmulatorEndpoint:
         count: int | None = None,
         exit_code: int = 1,
     ) -> dict:
-        """Nodes of the next allocation end in starttaskfailed with `exit_code` (all, by index, or the first N)."""
+        """Nodes of the next allocation end in starttaskfailed with `exit_code` (all, by index, or the first
+        N)."""
         body: dict[str, Any] = {"exitCode": exit_code}
         body.update(
             {
@@ -130,7 +135,8 @@ class BatchEmulatorEndpoint:
         return self.control("POST", f"pools/{pool_id}/nodes/{node_id}/state", {"state": state})
 
     def pool_nodes(self, pool_id: str) -> dict:
-        """The emulator's view of a pool's nodes: id, index, state, node directory (root), ssh endpoint, users."""
+        """The emulator's view of a pool's nodes: id, index, state, node directory (root), ssh endpoint,
+        users."""
         return self.control("GET", f"pools/{pool_id}/nodes")
 
     def clear_faults(self) -> dict:

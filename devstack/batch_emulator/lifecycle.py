@@ -176,7 +176,25 @@ class EmulatorRuntime:
             nodes = self.account.allocate_nodes(pool.id)
         for position, node in enumerate(sorted(nodes, key=lambda n: n.index)):
             plan = _plan(node, position, faults.get("startTaskFailure"), faults.get("unusable"))
-            runtime.node_tasks[node.id] = self._spawn(self._run_node(runtime, node, plan))
+            runtime.node_tasks[node.id] = self._spawn(self._guard_node(runtime, node, plan))
+
+    async def _guard_node(self, runtime: PoolRuntime, node: Node, plan: NodePlan) -> None:
+        """A node whose lifecycle breaks inside the emulator ends unusable (with the reason) instead of
+        hanging."""
+        try:
+            await self._run_node(runtime, node, plan)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("pool %s node %s: lifecycle failed", runtime.pool.id, node.id)
+            with contextlib.suppress(Exception):
+                self.account.mark_unusable(
+                    runtime.pool.id,
+                    node.id,
+                    NodeError("EmulatorNodeFailure", f"The emulator could not run the node: {exc}"),
+                )
+        finally:
+            runtime.node_tasks.pop(node.id, None)
 
     async def _run_node(self, runtime: PoolRuntime, node: Node, plan: NodePlan) -> None:
         pool = runtime.pool
@@ -185,6 +203,7 @@ class EmulatorRuntime:
         layout = self.layout(pool, node)
         endpoints = await self._open_endpoints(runtime, node, layout)
         if account.node_started(pool.id, node.id, endpoints) is None:
+            self.ssh.stop_node(pool.id, node.id)  # it left the pool meanwhile
             return
         await asyncio.sleep(self.timing.delay("starting", self._rng))
         task = pool.spec.start_task
@@ -279,7 +298,9 @@ class EmulatorRuntime:
         await asyncio.sleep(self.timing.delay("leaving", self._rng))
         self.account.nodes_left(pool.id, node_ids)
         for node_id in node_ids:
-            await asyncio.to_thread(remove_tree, NodeLayout.for_node(self.data_dir, pool.id, pool.seq, node_id).root)
+            await asyncio.to_thread(
+                remove_tree, NodeLayout.for_node(self.data_dir, pool.id, pool.seq, node_id).root
+            )
 
     async def _finish_deleting(self, pool: Pool) -> None:
         await asyncio.sleep(self.timing.delay("leaving", self._rng))
@@ -303,7 +324,9 @@ class EmulatorRuntime:
                 self.addresses.release(runtime.address)
         self.account.discard_pool(pool)
         # Removing a big pool's tree takes seconds on a slow disk: off the event loop.
-        asyncio.get_running_loop().run_in_executor(None, remove_tree, pool_dir(self.data_dir, pool.id, pool.seq))
+        asyncio.get_running_loop().run_in_executor(
+            None, remove_tree, pool_dir(self.data_dir, pool.id, pool.seq)
+        )
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task:
         task = asyncio.get_running_loop().create_task(coro)

@@ -1,9 +1,7 @@
 """The emulated Batch account's state and rules: pools, nodes, node users and the node state machine.
-
-Synchronous and free of I/O: the lifecycle runtime advances it through the transition methods (after delays, with
-real start tasks and SSH servers), and tests can drive it directly. Lifecycle side effects are requested through
-`LifecycleHooks`.
-"""
+Synchronous and free of I/O: the lifecycle runtime advances it through the transition methods (after delays,
+with real start tasks and SSH servers), and tests can drive it directly. Lifecycle side effects are requested
+through `LifecycleHooks`."""
 
 from __future__ import annotations
 
@@ -405,8 +403,9 @@ class Account:
     def allocate_nodes(
         self, pool_id: str, limit: int | None = None, error: ResizeError | None = None
     ) -> list[Node]:
-        """Bring the pool up to its targets in `creating`; `limit` caps how many new nodes are granted (a quota),
-        and `error` is recorded as the resize error when the targets were not reached. Allocation goes steady."""
+        """Bring the pool up to its targets in `creating`; `limit` caps how many new nodes are granted (a
+        quota), and `error` is recorded as the resize error when the targets were not reached. Allocation goes
+        steady."""
         pool = self.find_pool(pool_id)
         if pool is None or pool.state == PoolState.DELETING or not pool.allocation_pending:
             return []
@@ -434,7 +433,8 @@ class Account:
         return added
 
     def fail_allocation(self, pool_id: str, error: ResizeError) -> None:
-        """The whole pending allocation failed (e.g. a quota of zero): steady, no new nodes, one resize error."""
+        """The whole pending allocation failed (e.g. a quota of zero): steady, no new nodes, one resize
+        error."""
         pool = self.find_pool(pool_id)
         if pool is None or not pool.allocation_pending:
             return
@@ -495,7 +495,8 @@ class Account:
     # --- node lifecycle (driven by the runtime) ---------------------------------------------
 
     def transition(self, pool_id: str, node_id: str, state: NodeState | str) -> Node | None:
-        """Move a node to `state` if its lifecycle allows it; None when the node is gone (removed meanwhile)."""
+        """Move a node to `state` if its lifecycle allows it; None when the node is gone (removed
+        meanwhile)."""
         node = self._live_node(pool_id, node_id)
         if node is None:
             return None
@@ -530,7 +531,8 @@ class Account:
     def start_task_finished(
         self, pool_id: str, node_id: str, exit_code: int, *, force_failed: bool = False
     ) -> Node | None:
-        """Record the start task's exit; with waitForSuccess (or `force_failed`) a failure ends in starttaskfailed."""
+        """Record the start task's exit; with waitForSuccess (or `force_failed`) a failure ends in
+        starttaskfailed."""
         node = self._live_node(pool_id, node_id)
         if node is None:
             return None

@@ -1,5 +1,5 @@
-"""Pool "public IP addresses" on loopback: one address per pool from --ssh-network, chosen so the pool's frontend
-ports are free there, and the listening sockets reserved for its nodes."""
+"""Pool "public IP addresses" on loopback: one address per pool from --ssh-network, chosen so the pool's
+frontend ports are free there, and the listening sockets reserved for its nodes."""
 
 from __future__ import annotations
 

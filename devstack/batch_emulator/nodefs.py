@@ -1,6 +1,6 @@
-"""A node's directory tree under --data-dir, laid out like a Batch node's (startup, shared, per-user homes) and
-created lazily (metadata operations are the slow part of a 1,000-node pool); a shared `bin/hostname` that prints
-the node id; and the environment Batch gives processes on the node."""
+"""A node's directory tree under --data-dir, laid out like a Batch node's (startup, shared, per-user homes)
+and created lazily (metadata operations are the slow part of a 1,000-node pool); a shared `bin/hostname` that
+prints the node id; and the environment Batch gives processes on the node."""
 
 from __future__ import annotations
 
@@ -84,7 +84,8 @@ def node_environment(
     ip_address: str,
     is_dedicated: bool,
 ) -> dict[str, str]:
-    """The AZ_BATCH_* variables and basics (PATH with the emulator's bin first) every process on the node sees."""
+    """The AZ_BATCH_* variables and basics (PATH with the emulator's bin first) every process on the node
+    sees."""
     return {
         "PATH": f"{bin_dir}:{os.environ.get('PATH', SYSTEM_PATH)}",
         "LANG": os.environ.get("LANG", "C.UTF-8"),

@@ -1,8 +1,7 @@
-"""The OData subset Batch list operations accept: `$filter` parsed into a predicate over JSON objects, and `$select`.
-
-Supported in `$filter`: eq ne gt ge lt le, and / or / not, parentheses, startswith(p,'x') / endswith(p,'x'),
-string ('it''s'), number, true/false/null and datetime'...' literals, and property paths (`imageReference/sku`).
-"""
+"""The OData subset Batch list operations accept: `$filter` parsed into a predicate over JSON objects, and
+`$select`. Supported in `$filter`: eq ne gt ge lt le, and / or / not, parentheses, startswith(p,'x') /
+endswith(p,'x'), string ('it''s'), number, true/false/null and datetime'...' literals, and property paths
+(`imageReference/sku`)."""
 
 from __future__ import annotations
 
@@ -234,7 +233,8 @@ def _maybe_datetime(text: str) -> Any:
 
 
 def parse_filter(text: str, known: Iterable[str] | None = None) -> Predicate:
-    """Compile an OData `$filter` into a predicate over a JSON object; `known` limits the top-level properties."""
+    """Compile an OData `$filter` into a predicate over a JSON object; `known` limits the top-level
+    properties."""
     return _Parser(text, set(known) if known is not None else None).parse()
 
 

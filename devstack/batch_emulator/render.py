@@ -217,7 +217,8 @@ def node_json(pool: Pool, node: Node, base_url: str) -> dict[str, Any]:
 
 
 def public_fqdn(pool: Pool) -> str:
-    """A name for the pool's public address; clients should use publicIPAddress (the name does not resolve)."""
+    """A name for the pool's public address; clients should use publicIPAddress (the name does not
+    resolve)."""
     return f"{pool.id.lower().replace('_', '-')}.pools.batch-emulator.invalid"
 
 

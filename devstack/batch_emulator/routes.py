@@ -1,4 +1,5 @@
-"""The Batch REST route table: method and path (as the azure-batch SDK sends them) -> operation name -> handler."""
+"""The Batch REST route table: method and path (as the azure-batch SDK sends them) -> operation name ->
+handler."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""The emulator's HTTP server (aiohttp, loopback only): request pipeline (call counters, api-version, SharedKey,
-injected latency and errors), JSON error answers, the control API, and a clean start / stop."""
+"""The emulator's HTTP server (aiohttp, loopback only): request pipeline (call counters, api-version,
+SharedKey, injected latency and errors), JSON error answers, the control API, and a clean start / stop."""
 
 from __future__ import annotations
 
@@ -69,8 +69,6 @@ def build_app(runtime: EmulatorRuntime, *, key: str, timing_name: str) -> web.Ap
             response = json_response(
                 exc.to_body(request_id, timestamp(datetime.now(UTC))), exc.status, exc.headers
             )
-        except _Dropped:
-            raise
         except Exception:
             log.exception("unhandled error in %s %s", request.method, request.path)
             exc = errors.BatchServiceError(
@@ -89,10 +87,6 @@ def build_app(runtime: EmulatorRuntime, *, key: str, timing_name: str) -> web.Ap
     ControlApi(runtime, timing_name=timing_name).add_routes(app)
     app["runtime"] = runtime
     return app
-
-
-class _Dropped(Exception):
-    """An injected dropped connection: the transport is already closed."""
 
 
 async def _control(request: web.Request, handler) -> web.StreamResponse:  # noqa: ANN001
@@ -128,9 +122,10 @@ async def _batch(request: web.Request, handler, runtime: EmulatorRuntime, key: s
         await asyncio.sleep(delay)
     if fault is not None:
         if fault.drop:
+            # Cut the TCP connection without an answer; the response below is never written.
             if request.transport is not None:
                 request.transport.abort()
-            raise _Dropped()
+            return web.Response(status=500)
         raise errors.injected(fault.status or 500, operation, fault.retry_after)
     return await handler(request)
 

@@ -123,7 +123,8 @@ class NatPoolSpec:
         return self.frontend_port_range_end - self.frontend_port_range_start + 1
 
     def allows(self, address: str, port: int) -> bool:
-        """No rules: open to all. Rules: the first match by priority decides; no match is denied (NSG default)."""
+        """No rules: open to all. Rules: the first match by priority decides; no match is denied (NSG
+        default)."""
         if not self.rules:
             return True
         for rule in sorted(self.rules, key=lambda r: r.priority):
@@ -235,7 +236,8 @@ def _parse_vm_configuration(value: Any, catalog: Catalog, now: datetime) -> Supp
         raise errors.invalid_property(
             f"{base}.nodeAgentSKUId",
             sku_id,
-            f"does not match the image; list_supported_images gives '{image.node_agent_sku_id}' for {described}",
+            f"does not match the image; list_supported_images gives '{image.node_agent_sku_id}' "
+            f"for {described}",
         )
     if image.end_of_life is not None and image.end_of_life <= now:
         raise errors.invalid_property(
@@ -441,7 +443,8 @@ def _check_fits(total: int, nat_pools: tuple[NatPoolSpec, ...], path: str) -> No
             raise errors.invalid_property(
                 path,
                 total,
-                f"the pool would have more nodes than inbound NAT pool '{nat.name}' has frontend ports ({nat.size})",
+                f"the pool would have more nodes than inbound NAT pool '{nat.name}' has frontend ports "
+                f"({nat.size})",
             )
 
 

@@ -1,6 +1,6 @@
-"""Each node's SSH server (asyncssh): logins checked at auth time against the live node users (key or password,
-expiry), the NAT pool's NSG rules applied to the client address, commands and shells run as real subprocesses
-in the user's home on the node (a PTY when asked for), and SFTP / SCP rooted at that home."""
+"""Each node's SSH server (asyncssh): logins checked at auth time against the live node users (key or
+password, expiry), the NAT pool's NSG rules applied to the client address, commands and shells run as real
+subprocesses in the user's home on the node (a PTY when asked for), and SFTP / SCP rooted at that home."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""Runs start tasks for real: `/bin/sh -c <commandLine>` in the node's startup working directory with the Batch
-environment, stdout.txt / stderr.txt kept in the startup dir; a semaphore bounds how many run at once."""
+"""Runs start tasks for real: `/bin/sh -c <commandLine>` in the node's startup working directory with the
+Batch environment, stdout.txt / stderr.txt kept in the startup dir; a semaphore bounds how many run at
+once."""
 
 from __future__ import annotations
 

@@ -41,7 +41,8 @@ PROFILES: dict[str, TimingProfile] = {
 
 
 def load_timing(spec: str) -> TimingProfile:
-    """A named profile (`fast`, `realistic`) or a JSON file of {field: seconds} overriding the fast profile."""
+    """A named profile (`fast`, `realistic`) or a JSON file of {field: seconds} overriding the fast
+    profile."""
     if spec in PROFILES:
         return PROFILES[spec]
     path = Path(spec)

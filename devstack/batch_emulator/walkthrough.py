@@ -1,6 +1,6 @@
 """A walk through the emulator with the real azure-batch SDK and OpenSSH: pick an image, create a pool with a
-start task and an SSH NAT pool, wait for idle nodes, add a user with a fresh RSA key, ssh to every node, delete the
-pool. `python -m devstack.batch_emulator.walkthrough` starts its own emulator for it."""
+start task and an SSH NAT pool, wait for idle nodes, add a user with a fresh RSA key, ssh to every node,
+delete the pool. `python -m devstack.batch_emulator.walkthrough` starts its own emulator for it."""
 
 from __future__ import annotations
 
@@ -18,8 +18,20 @@ from typing import TextIO
 from devstack.batch_emulator.launcher import BatchEmulatorEndpoint, start_batch_emulator
 
 USER = "walker"
-SSH_OPTIONS = ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes",
-               "-o", "IdentitiesOnly=yes", "-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR"]
+SSH_OPTIONS = [
+    "-o",
+    "StrictHostKeyChecking=no",
+    "-o",
+    "UserKnownHostsFile=/dev/null",
+    "-o",
+    "BatchMode=yes",
+    "-o",
+    "IdentitiesOnly=yes",
+    "-o",
+    "ConnectTimeout=10",
+    "-o",
+    "LogLevel=ERROR",
+]
 
 
 def newest_verified_ubuntu(client):  # -> azure.batch.models.BatchSupportedImage
@@ -36,32 +48,50 @@ def newest_verified_ubuntu(client):  # -> azure.batch.models.BatchSupportedImage
     return max(candidates, key=lambda c: c[0])[1]
 
 
-def run_walkthrough(endpoint: BatchEmulatorEndpoint, *, nodes: int = 3, out: TextIO = sys.stdout,
-                    timeout: float = 600) -> int:
+def run_walkthrough(
+    endpoint: BatchEmulatorEndpoint, *, nodes: int = 3, out: TextIO = sys.stdout, timeout: float = 600
+) -> int:
     """Run the walk-through against a running emulator; 0 when every node answered `hostname` with its id."""
     from azure.batch import models as m
 
     client = endpoint.client()
     image = newest_verified_ubuntu(client)
-    print(f"image: {image.node_agent_sku_id} ({image.image_reference.publisher}/"
-          f"{image.image_reference.offer}/{image.image_reference.sku})", file=out)
+    print(
+        f"image: {image.node_agent_sku_id} ({image.image_reference.publisher}/"
+        f"{image.image_reference.offer}/{image.image_reference.sku})",
+        file=out,
+    )
     pool_id = f"walkthrough-{uuid.uuid4().hex[:8]}"
-    client.create_pool(m.BatchPoolCreateOptions(
-        id=pool_id,
-        vm_size="standard_d2s_v3",
-        virtual_machine_configuration=m.VirtualMachineConfiguration(
-            image_reference=image.image_reference, node_agent_sku_id=image.node_agent_sku_id),
-        target_dedicated_nodes=nodes,
-        start_task=m.BatchStartTask(
-            command_line='echo "node $AZ_BATCH_NODE_ID of $AZ_BATCH_POOL_ID is ready"',
-            user_identity=m.UserIdentity(auto_user=m.AutoUserSpecification(scope="pool", elevation_level="admin")),
-            wait_for_success=True,
-        ),
-        network_configuration=m.NetworkConfiguration(endpoint_configuration=m.BatchPoolEndpointConfiguration(
-            inbound_nat_pools=[m.BatchInboundNatPool(
-                name="ssh", protocol="tcp", backend_port=22, frontend_port_range_start=40000,
-                frontend_port_range_end=40000 + max(nodes, 40) - 1)])),
-    ))
+    client.create_pool(
+        m.BatchPoolCreateOptions(
+            id=pool_id,
+            vm_size="standard_d2s_v3",
+            virtual_machine_configuration=m.VirtualMachineConfiguration(
+                image_reference=image.image_reference, node_agent_sku_id=image.node_agent_sku_id
+            ),
+            target_dedicated_nodes=nodes,
+            start_task=m.BatchStartTask(
+                command_line='echo "node $AZ_BATCH_NODE_ID of $AZ_BATCH_POOL_ID is ready"',
+                user_identity=m.UserIdentity(
+                    auto_user=m.AutoUserSpecification(scope="pool", elevation_level="admin")
+                ),
+                wait_for_success=True,
+            ),
+            network_configuration=m.NetworkConfiguration(
+                endpoint_configuration=m.BatchPoolEndpointConfiguration(
+                    inbound_nat_pools=[
+                        m.BatchInboundNatPool(
+                            name="ssh",
+                            protocol="tcp",
+                            backend_port=22,
+                            frontend_port_range_start=40000,
+                            frontend_port_range_end=40000 + max(nodes, 40) - 1,
+                        )
+                    ]
+                )
+            ),
+        )
+    )
     print(f"pool {pool_id}: creating {nodes} node(s)", file=out)
     try:
         ready = _wait_for_idle(client, pool_id, nodes, timeout, out)
@@ -69,21 +99,34 @@ def run_walkthrough(endpoint: BatchEmulatorEndpoint, *, nodes: int = 3, out: Tex
             return 1
         with tempfile.TemporaryDirectory(prefix="walkthrough-key-") as key_dir:
             key = Path(key_dir) / "id_rsa"
-            subprocess.run(["ssh-keygen", "-q", "-t", "rsa", "-b", "3072", "-N", "", "-f", str(key)], check=True)
+            subprocess.run(
+                ["ssh-keygen", "-q", "-t", "rsa", "-b", "3072", "-N", "", "-f", str(key)], check=True
+            )
             public_key = key.with_suffix(".pub").read_text().strip()
             rows = []
             for node in ready:
-                client.create_node_user(pool_id, node.id, m.BatchNodeUserCreateOptions(
-                    name=USER, is_admin=True, ssh_public_key=public_key,
-                    expiry_time=datetime.now(UTC) + timedelta(hours=1)))
+                client.create_node_user(
+                    pool_id,
+                    node.id,
+                    m.BatchNodeUserCreateOptions(
+                        name=USER,
+                        is_admin=True,
+                        ssh_public_key=public_key,
+                        expiry_time=datetime.now(UTC) + timedelta(hours=1),
+                    ),
+                )
                 login = client.get_node_remote_login_settings(pool_id, node.id)
-                rows.append((node.id, _text(node.state), login.remote_login_ip_address, login.remote_login_port))
+                rows.append(
+                    (node.id, _text(node.state), login.remote_login_ip_address, login.remote_login_port)
+                )
             _print_table(rows, out)
             failures = 0
             for node_id, _, ip, port in rows:
                 result = subprocess.run(
                     ["ssh", "-i", str(key), "-p", str(port), *SSH_OPTIONS, f"{USER}@{ip}", "hostname"],
-                    capture_output=True, text=True, timeout=60,
+                    capture_output=True,
+                    text=True,
+                    timeout=60,
                 )
                 answer = result.stdout.strip() or result.stderr.strip()
                 print(f"$ ssh -p {port} {USER}@{ip} hostname\n{answer}", file=out)
@@ -127,7 +170,9 @@ def _print_table(rows: list[tuple[str, str, str, int]], out: TextIO) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m devstack.batch_emulator.walkthrough", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m devstack.batch_emulator.walkthrough", description=__doc__
+    )
     parser.add_argument("--nodes", type=int, default=3, help="pool size. Default: %(default)s")
     parser.add_argument("--timing", default="fast", help="emulator timing profile. Default: %(default)s")
     args = parser.parse_args(argv)

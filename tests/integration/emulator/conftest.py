@@ -1,4 +1,5 @@
-"""Helpers for tests that drive the Batch emulator with the real azure-batch SDK and the system OpenSSH client."""
+"""Helpers for tests that drive the Batch emulator with the real azure-batch SDK and the system OpenSSH
+client."""
 
 from __future__ import annotations
 
@@ -16,8 +17,18 @@ from devstack.batch_emulator.launcher import BatchEmulatorEndpoint
 from devstack.process import wait_until
 
 SSH_OPTIONS = [
-    "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-    "-o", "IdentitiesOnly=yes", "-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR",
+    "-o",
+    "BatchMode=yes",
+    "-o",
+    "StrictHostKeyChecking=no",
+    "-o",
+    "UserKnownHostsFile=/dev/null",
+    "-o",
+    "IdentitiesOnly=yes",
+    "-o",
+    "ConnectTimeout=10",
+    "-o",
+    "LogLevel=ERROR",
 ]
 
 
@@ -29,36 +40,60 @@ def batch_client(batch_emulator: BatchEmulatorEndpoint) -> BatchClient:
 @pytest.fixture(scope="session")
 def ubuntu_image(batch_client: BatchClient) -> m.BatchSupportedImage:
     images = batch_client.list_supported_images(filter="verificationType eq 'verified' and osType eq 'linux'")
-    current = [i for i in images if i.batch_support_end_of_life is None
-               or i.batch_support_end_of_life > datetime.now(UTC)]
+    current = [
+        i
+        for i in images
+        if i.batch_support_end_of_life is None or i.batch_support_end_of_life > datetime.now(UTC)
+    ]
     return max((i for i in current if "ubuntu" in i.node_agent_sku_id), key=lambda i: i.node_agent_sku_id)
 
 
 def ssh_nat_pool(start: int = 40000, end: int = 40199, rules: list | None = None) -> m.NetworkConfiguration:
-    return m.NetworkConfiguration(endpoint_configuration=m.BatchPoolEndpointConfiguration(inbound_nat_pools=[
-        m.BatchInboundNatPool(name="ssh", protocol="tcp", backend_port=22, frontend_port_range_start=start,
-                              frontend_port_range_end=end, network_security_group_rules=rules),
-    ]))
+    return m.NetworkConfiguration(
+        endpoint_configuration=m.BatchPoolEndpointConfiguration(
+            inbound_nat_pools=[
+                m.BatchInboundNatPool(
+                    name="ssh",
+                    protocol="tcp",
+                    backend_port=22,
+                    frontend_port_range_start=start,
+                    frontend_port_range_end=end,
+                    network_security_group_rules=rules,
+                ),
+            ]
+        )
+    )
 
 
 @pytest.fixture
 def make_pool(batch_client: BatchClient, ubuntu_image: m.BatchSupportedImage):
-    """make_pool(nodes=2, start_task=..., ssh=True, **options) -> pool id; every pool is deleted afterwards."""
+    """make_pool(nodes=2, start_task=..., ssh=True, **options) -> pool id; every pool is deleted
+    afterwards."""
     created: list[str] = []
 
-    def make(nodes: int = 2, *, start_task: m.BatchStartTask | None = None, ssh: bool = True,
-             network: m.NetworkConfiguration | None = None, **options) -> str:
+    def make(
+        nodes: int = 2,
+        *,
+        start_task: m.BatchStartTask | None = None,
+        ssh: bool = True,
+        network: m.NetworkConfiguration | None = None,
+        **options,
+    ) -> str:
         pool_id = f"t-{uuid.uuid4().hex[:12]}"
-        batch_client.create_pool(m.BatchPoolCreateOptions(
-            id=pool_id,
-            vm_size="standard_d2s_v3",
-            virtual_machine_configuration=m.VirtualMachineConfiguration(
-                image_reference=ubuntu_image.image_reference, node_agent_sku_id=ubuntu_image.node_agent_sku_id),
-            target_dedicated_nodes=nodes,
-            start_task=start_task,
-            network_configuration=network or (ssh_nat_pool() if ssh else None),
-            **options,
-        ))
+        batch_client.create_pool(
+            m.BatchPoolCreateOptions(
+                id=pool_id,
+                vm_size="standard_d2s_v3",
+                virtual_machine_configuration=m.VirtualMachineConfiguration(
+                    image_reference=ubuntu_image.image_reference,
+                    node_agent_sku_id=ubuntu_image.node_agent_sku_id,
+                ),
+                target_dedicated_nodes=nodes,
+                start_task=start_task,
+                network_configuration=network or (ssh_nat_pool() if ssh else None),
+                **options,
+            )
+        )
         created.append(pool_id)
         return pool_id
 
@@ -72,9 +107,12 @@ def make_pool(batch_client: BatchClient, ubuntu_image: m.BatchSupportedImage):
 
 @pytest.fixture
 def wait_for_nodes(batch_client: BatchClient) -> Callable[..., list[m.BatchNode]]:
-    """wait_for_nodes(pool_id, count, states={'idle'}) -> the nodes once `count` of them are in those states."""
+    """wait_for_nodes(pool_id, count, states={'idle'}) -> the nodes once `count` of them are in those
+    states."""
 
-    def wait(pool_id: str, count: int, states: set[str] | None = None, timeout: float = 60) -> list[m.BatchNode]:
+    def wait(
+        pool_id: str, count: int, states: set[str] | None = None, timeout: float = 60
+    ) -> list[m.BatchNode]:
         wanted = states or {"idle"}
         found: list[m.BatchNode] = []
 
@@ -108,9 +146,20 @@ def public_key(key: Path) -> str:
     return key.with_suffix(".pub").read_text().strip()
 
 
-def ssh(key: Path, user: str, ip: str, port: int, *command: str, input: str | None = None,
-        tty: bool = False) -> subprocess.CompletedProcess:
-    argv = ["ssh", *(["-tt"] if tty else []), "-i", str(key), "-p", str(port), *SSH_OPTIONS, f"{user}@{ip}", *command]
+def ssh(
+    key: Path, user: str, ip: str, port: int, *command: str, input: str | None = None, tty: bool = False
+) -> subprocess.CompletedProcess:
+    argv = [
+        "ssh",
+        *(["-tt"] if tty else []),
+        "-i",
+        str(key),
+        "-p",
+        str(port),
+        *SSH_OPTIONS,
+        f"{user}@{ip}",
+        *command,
+    ]
     return subprocess.run(argv, capture_output=True, text=True, timeout=60, input=input)
 
 
@@ -119,12 +168,27 @@ def scp(key: Path, port: int, *args: str, legacy: bool = False) -> subprocess.Co
     return subprocess.run(argv, capture_output=True, text=True, timeout=60)
 
 
-def add_user(client: BatchClient, pool_id: str, node_id: str, name: str, key: Path | None = None, *,
-             password: str | None = None, expires_in: timedelta = timedelta(hours=1)) -> None:
-    client.create_node_user(pool_id, node_id, m.BatchNodeUserCreateOptions(
-        name=name, is_admin=False, expiry_time=datetime.now(UTC) + expires_in,
-        ssh_public_key=public_key(key) if key else None, password=password,
-    ))
+def add_user(
+    client: BatchClient,
+    pool_id: str,
+    node_id: str,
+    name: str,
+    key: Path | None = None,
+    *,
+    password: str | None = None,
+    expires_in: timedelta = timedelta(hours=1),
+) -> None:
+    client.create_node_user(
+        pool_id,
+        node_id,
+        m.BatchNodeUserCreateOptions(
+            name=name,
+            is_admin=False,
+            expiry_time=datetime.now(UTC) + expires_in,
+            ssh_public_key=public_key(key) if key else None,
+            password=password,
+        ),
+    )
 
 
 class Tools:

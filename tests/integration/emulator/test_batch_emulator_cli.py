@@ -1,5 +1,5 @@
-"""The emulator as a command: --help, loopback-only binding, the ready line, clean SIGTERM stop (SSH servers and
-start tasks included), and the walk-through."""
+"""The emulator as a command: --help, loopback-only binding, the ready line, clean SIGTERM stop (SSH servers
+and start tasks included), and the walk-through."""
 
 from __future__ import annotations
 
@@ -22,14 +22,28 @@ REPO = Path(__file__).resolve().parents[3]
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "devstack.batch_emulator", *args], capture_output=True, text=True,
-                          timeout=60, cwd=REPO)
+    return subprocess.run(
+        [sys.executable, "-m", "devstack.batch_emulator", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    )
 
 
 def test_help_documents_every_flag() -> None:
     result = run_cli("--help")
     assert result.returncode == 0
-    for flag in ("--host", "--port", "--account", "--key", "--catalog", "--timing", "--ssh-network", "--data-dir"):
+    for flag in (
+        "--host",
+        "--port",
+        "--account",
+        "--key",
+        "--catalog",
+        "--timing",
+        "--ssh-network",
+        "--data-dir",
+    ):
         assert flag in result.stdout
     assert "devbatchaccount1" in result.stdout and "loopback" in result.stdout
     assert DEV_KEY not in result.stdout
@@ -68,16 +82,30 @@ def test_sigterm_stops_ssh_servers_and_start_tasks(tmp_path: Path) -> None:
     try:
         client = endpoint.client()
         image = next(iter(client.list_supported_images(filter="verificationType eq 'verified'")))
-        client.create_pool(m.BatchPoolCreateOptions(
-            id="long-start", vm_size="standard_a1_v2", target_dedicated_nodes=2,
-            virtual_machine_configuration=m.VirtualMachineConfiguration(
-                image_reference=image.image_reference, node_agent_sku_id=image.node_agent_sku_id),
-            start_task=m.BatchStartTask(command_line=f"sleep 300 # {token}", wait_for_success=True),
-            network_configuration=m.NetworkConfiguration(endpoint_configuration=m.BatchPoolEndpointConfiguration(
-                inbound_nat_pools=[m.BatchInboundNatPool(name="ssh", protocol="tcp", backend_port=22,
-                                                         frontend_port_range_start=40000,
-                                                         frontend_port_range_end=40099)])),
-        ))
+        client.create_pool(
+            m.BatchPoolCreateOptions(
+                id="long-start",
+                vm_size="standard_a1_v2",
+                target_dedicated_nodes=2,
+                virtual_machine_configuration=m.VirtualMachineConfiguration(
+                    image_reference=image.image_reference, node_agent_sku_id=image.node_agent_sku_id
+                ),
+                start_task=m.BatchStartTask(command_line=f"sleep 300 # {token}", wait_for_success=True),
+                network_configuration=m.NetworkConfiguration(
+                    endpoint_configuration=m.BatchPoolEndpointConfiguration(
+                        inbound_nat_pools=[
+                            m.BatchInboundNatPool(
+                                name="ssh",
+                                protocol="tcp",
+                                backend_port=22,
+                                frontend_port_range_start=40000,
+                                frontend_port_range_end=40099,
+                            )
+                        ]
+                    )
+                ),
+            )
+        )
         wait_until(lambda: len(_processes_with(token)) == 2, 30, "both start tasks to run")
         nodes = list(client.list_nodes("long-start"))
         assert {n.state for n in nodes} == {"waitingforstarttask"}

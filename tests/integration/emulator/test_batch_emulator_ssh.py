@@ -1,5 +1,5 @@
-"""Logging in to emulated nodes with the system OpenSSH client: users created through the SDK, live key / expiry
-/ delete checks, scp, interactive shells, NSG rules and pool deletion."""
+"""Logging in to emulated nodes with the system OpenSSH client: users created through the SDK, live key /
+expiry / delete checks, scp, interactive shells, NSG rules and pool deletion."""
 
 from __future__ import annotations
 
@@ -33,7 +33,9 @@ def test_login_runs_commands_on_the_node(batch_client, ssh_pool, rsa_key, tools)
         assert result.returncode == 0, result.stderr
         assert result.stdout.strip() == node.id
     node, ip, port = targets[0]
-    result = tools.ssh(rsa_key, "alice", ip, port, 'echo "$USER $AZ_BATCH_NODE_ID"; pwd; echo oops >&2; exit 4')
+    result = tools.ssh(
+        rsa_key, "alice", ip, port, 'echo "$USER $AZ_BATCH_NODE_ID"; pwd; echo oops >&2; exit 4'
+    )
     assert result.returncode == 4
     user_line, cwd = result.stdout.splitlines()
     assert user_line == f"alice {node.id}"
@@ -57,13 +59,15 @@ def test_scp_both_ways_and_legacy_scp(batch_client, ssh_pool, rsa_key, tools, tm
     assert tools.ssh(rsa_key, "alice", ip, port, "cat legacy.txt").stdout == "numbers: 1 2 3\n"
 
 
-def test_replacing_the_key_refuses_the_old_one_at_once(batch_client, ssh_pool, rsa_key, other_rsa_key,
-                                                      tools) -> None:
+def test_replacing_the_key_refuses_the_old_one_at_once(
+    batch_client, ssh_pool, rsa_key, other_rsa_key, tools
+) -> None:
     pool_id, [(node, ip, port), _] = ssh_pool
     tools.add_user(batch_client, pool_id, node.id, "bob", rsa_key)
     assert tools.ssh(rsa_key, "bob", ip, port, "true").returncode == 0
-    batch_client.replace_node_user(pool_id, node.id, "bob", m.BatchNodeUserReplaceOptions(
-        ssh_public_key=tools.public_key(other_rsa_key)))
+    batch_client.replace_node_user(
+        pool_id, node.id, "bob", m.BatchNodeUserReplaceOptions(ssh_public_key=tools.public_key(other_rsa_key))
+    )
     refused = tools.ssh(rsa_key, "bob", ip, port, "true")
     assert refused.returncode == 255 and "Permission denied" in refused.stderr
     assert tools.ssh(other_rsa_key, "bob", ip, port, "true").returncode == 0
@@ -95,8 +99,16 @@ def test_user_of_another_node_is_refused(batch_client, ssh_pool, rsa_key, tools)
 
 def _password_login(ip: str, port: int, user: str, password: str) -> str:
     async def run() -> str:
-        async with asyncssh.connect(ip, port, username=user, password=password, known_hosts=None,
-                                    client_keys=None, agent_path=None, preferred_auth="password") as conn:
+        async with asyncssh.connect(
+            ip,
+            port,
+            username=user,
+            password=password,
+            known_hosts=None,
+            client_keys=None,
+            agent_path=None,
+            preferred_auth="password",
+        ) as conn:
             return (await conn.run("hostname", check=True)).stdout
 
     return asyncio.run(run())
@@ -130,7 +142,9 @@ def test_nodes_of_a_pool_share_one_host_key(ssh_pool) -> None:
     assert len(keys) == 1
 
 
-def test_nsg_deny_rule_blocks_loopback_clients(batch_client, make_pool, wait_for_nodes, rsa_key, tools) -> None:
+def test_nsg_deny_rule_blocks_loopback_clients(
+    batch_client, make_pool, wait_for_nodes, rsa_key, tools
+) -> None:
     rules = [m.NetworkSecurityGroupRule(priority=150, access="deny", source_address_prefix="127.0.0.0/8")]
     pool_id = make_pool(1, network=tools.ssh_nat_pool(rules=rules))
     (node,) = wait_for_nodes(pool_id, 1)
@@ -141,14 +155,21 @@ def test_nsg_deny_rule_blocks_loopback_clients(batch_client, make_pool, wait_for
     assert "Permission denied" not in result.stderr  # cut off before authentication
 
 
-def test_nsg_allow_rule_admits_loopback_clients(batch_client, make_pool, wait_for_nodes, rsa_key, tools) -> None:
-    rules = [m.NetworkSecurityGroupRule(priority=150, access="allow", source_address_prefix="127.0.0.0/8"),
-             m.NetworkSecurityGroupRule(priority=200, access="deny", source_address_prefix="*")]
+def test_nsg_allow_rule_admits_loopback_clients(
+    batch_client, make_pool, wait_for_nodes, rsa_key, tools
+) -> None:
+    rules = [
+        m.NetworkSecurityGroupRule(priority=150, access="allow", source_address_prefix="127.0.0.0/8"),
+        m.NetworkSecurityGroupRule(priority=200, access="deny", source_address_prefix="*"),
+    ]
     pool_id = make_pool(1, network=tools.ssh_nat_pool(rules=rules))
     (node,) = wait_for_nodes(pool_id, 1)
     tools.add_user(batch_client, pool_id, node.id, "ivy", rsa_key)
     login = batch_client.get_node_remote_login_settings(pool_id, node.id)
-    assert tools.ssh(rsa_key, "ivy", login.remote_login_ip_address, login.remote_login_port, "true").returncode == 0
+    assert (
+        tools.ssh(rsa_key, "ivy", login.remote_login_ip_address, login.remote_login_port, "true").returncode
+        == 0
+    )
 
 
 def test_unusable_node_stops_answering(batch_emulator, batch_client, ssh_pool, rsa_key, tools) -> None:

@@ -1,4 +1,5 @@
-"""SharedKey verification: frozen vectors computed with the azure-batch SDK's own signing policy, and refusals."""
+"""SharedKey verification: frozen vectors computed with the azure-batch SDK's own signing policy, and
+refusals."""
 
 from __future__ import annotations
 
@@ -35,9 +36,15 @@ POST_AUTH = "SharedKey devbatchaccount1:qCcXplkyMJK86Q+YIXbVCY9rWmOp7cUuU4ieI9MK
 
 
 def verify(method: str, path: str, query: str, headers: list[tuple[str, str]], **kwargs) -> None:
-    verify_request(method=method, raw_path=path, query=query, headers=headers,
-                   account=kwargs.pop("account", DEV_ACCOUNT), key=kwargs.pop("key", DEV_KEY),
-                   now=kwargs.pop("now", NOW))
+    verify_request(
+        method=method,
+        raw_path=path,
+        query=query,
+        headers=headers,
+        account=kwargs.pop("account", DEV_ACCOUNT),
+        key=kwargs.pop("key", DEV_KEY),
+        now=kwargs.pop("now", NOW),
+    )
 
 
 def test_known_get_vector_verifies() -> None:
@@ -50,18 +57,28 @@ def test_known_post_vector_verifies() -> None:
 
 def test_signature_from_the_sdk_policy_verifies() -> None:
     request = HttpRequest(
-        "DELETE", "http://127.0.0.1:9/pools/p-1/nodes/n_1/users/alice?api-version=2025-06-01&timeOut=30",
+        "DELETE",
+        "http://127.0.0.1:9/pools/p-1/nodes/n_1/users/alice?api-version=2025-06-01&timeOut=30",
         headers={"ocp-date": OCP_DATE},
     )
     BatchSharedKeyAuthPolicy(AzureNamedKeyCredential(DEV_ACCOUNT, DEV_KEY)).on_request(
         PipelineRequest(request, PipelineContext(None))
     )
-    verify("DELETE", "/pools/p-1/nodes/n_1/users/alice", "api-version=2025-06-01&timeOut=30",
-           list(request.headers.items()))
+    verify(
+        "DELETE",
+        "/pools/p-1/nodes/n_1/users/alice",
+        "api-version=2025-06-01&timeOut=30",
+        list(request.headers.items()),
+    )
 
 
 def _refusal(**kwargs) -> BatchServiceError:
-    args = {"method": "GET", "path": GET_PATH, "query": GET_QUERY, "headers": [*GET_HEADERS, ("Authorization", GET_AUTH)]}
+    args = {
+        "method": "GET",
+        "path": GET_PATH,
+        "query": GET_QUERY,
+        "headers": [*GET_HEADERS, ("Authorization", GET_AUTH)],
+    }
     args.update(kwargs)
     with pytest.raises(BatchServiceError) as info:
         verify(args.pop("method"), args.pop("path"), args.pop("query"), args.pop("headers"), **args)

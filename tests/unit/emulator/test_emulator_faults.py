@@ -36,15 +36,18 @@ def test_latency_adds_up_and_500_has_no_retry_after() -> None:
     assert fault.status == 500 and fault.retry_after is None
 
 
-@pytest.mark.parametrize("spec, message", [
-    ({"status": 404}, "'status' must be one of 429, 500, 503"),
-    ({"operation": "get_pool"}, "needs 'status', 'drop' or 'latencyMs'"),
-    ({"status": 503, "count": 0}, "'count' must be an integer >= 1"),
-    ({"status": 503, "count": 1, "rate": 0.5}, "either 'count' or 'rate'"),
-    ({"status": 503, "rate": 2}, "'rate' must be between 0 and 1"),
-    ({"drop": True, "status": 500}, "either 'status' or 'drop'"),
-    ({"status": 500, "colour": "red"}, "unknown field(s) colour"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ({"status": 404}, "'status' must be one of 429, 500, 503"),
+        ({"operation": "get_pool"}, "needs 'status', 'drop' or 'latencyMs'"),
+        ({"status": 503, "count": 0}, "'count' must be an integer >= 1"),
+        ({"status": 503, "count": 1, "rate": 0.5}, "either 'count' or 'rate'"),
+        ({"status": 503, "rate": 2}, "'rate' must be between 0 and 1"),
+        ({"drop": True, "status": 500}, "either 'status' or 'drop'"),
+        ({"status": 500, "colour": "red"}, "unknown field(s) colour"),
+    ],
+)
 def test_bad_http_faults_are_explained(spec, message) -> None:
     with pytest.raises(FaultSpecError) as info:
         FaultRegistry().add_http(spec)
@@ -67,13 +70,16 @@ def test_allocation_faults_are_used_once_per_kind_and_match_pool() -> None:
     assert registry.take_allocation_faults("mine") == []
 
 
-@pytest.mark.parametrize("kind, spec, message", [
-    ("startTaskFailure", {"exitCode": 0}, "'exitCode' must be a non-zero integer"),
-    ("startTaskFailure", {"nodeIndexes": [-1]}, "'nodeIndexes' must be a list"),
-    ("resizeError", {"code": "SomethingNew"}, "'message' is required"),
-    ("unusable", {"afterSeconds": -1}, "'afterSeconds' must be"),
-    ("meteor", {}, "unknown fault kind"),
-])
+@pytest.mark.parametrize(
+    "kind, spec, message",
+    [
+        ("startTaskFailure", {"exitCode": 0}, "'exitCode' must be a non-zero integer"),
+        ("startTaskFailure", {"nodeIndexes": [-1]}, "'nodeIndexes' must be a list"),
+        ("resizeError", {"code": "SomethingNew"}, "'message' is required"),
+        ("unusable", {"afterSeconds": -1}, "'afterSeconds' must be"),
+        ("meteor", {}, "unknown fault kind"),
+    ],
+)
 def test_bad_allocation_faults_are_explained(kind, spec, message) -> None:
     with pytest.raises(FaultSpecError) as info:
         FaultRegistry().add_allocation(kind, spec)

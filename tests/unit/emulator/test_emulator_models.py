@@ -52,16 +52,29 @@ def pool_body(pool_id: str = "pool-1", nodes: int = 2, **extra) -> dict:
         "id": pool_id,
         "vmSize": "STANDARD_D2S_V3",
         "virtualMachineConfiguration": {
-            "imageReference": {"publisher": "canonical", "offer": "ubuntu-24_04-lts", "sku": "server",
-                               "version": "latest"},
+            "imageReference": {
+                "publisher": "canonical",
+                "offer": "ubuntu-24_04-lts",
+                "sku": "server",
+                "version": "latest",
+            },
             "nodeAgentSKUId": "batch.node.ubuntu 24.04",
         },
         "targetDedicatedNodes": nodes,
         "startTask": {"commandLine": "true", "waitForSuccess": True},
-        "networkConfiguration": {"endpointConfiguration": {"inboundNATPools": [
-            {"name": "ssh", "protocol": "tcp", "backendPort": 22, "frontendPortRangeStart": 40000,
-             "frontendPortRangeEnd": 40099},
-        ]}},
+        "networkConfiguration": {
+            "endpointConfiguration": {
+                "inboundNATPools": [
+                    {
+                        "name": "ssh",
+                        "protocol": "tcp",
+                        "backendPort": 22,
+                        "frontendPortRangeStart": 40000,
+                        "frontendPortRangeEnd": 40099,
+                    },
+                ]
+            }
+        },
     }
     body.update(extra)
     return body
@@ -98,7 +111,9 @@ def code_of(call, *args) -> tuple[int, str, dict[str, str]]:
 # --- pool and node lifecycle ------------------------------------------------------------------------
 
 
-def test_create_pool_resizes_then_nodes_appear_creating_and_allocation_goes_steady(account, hooks, clock) -> None:
+def test_create_pool_resizes_then_nodes_appear_creating_and_allocation_goes_steady(
+    account, hooks, clock
+) -> None:
     pool = account.create_pool(pool_body(nodes=3))
     assert pool.state == PoolState.ACTIVE
     assert pool.allocation_state == AllocationState.RESIZING
@@ -203,7 +218,10 @@ def test_resize_up_reuses_free_port_indexes(account) -> None:
 
 def test_resize_while_resizing_is_pool_being_resized(account) -> None:
     account.create_pool(pool_body(nodes=2))
-    assert code_of(account.resize_pool, "pool-1", {"targetDedicatedNodes": 5})[:2] == (409, "PoolBeingResized")
+    assert code_of(account.resize_pool, "pool-1", {"targetDedicatedNodes": 5})[:2] == (
+        409,
+        "PoolBeingResized",
+    )
 
 
 def test_delete_pool_goes_deleting_then_gone(account, hooks) -> None:
@@ -216,7 +234,10 @@ def test_delete_pool_goes_deleting_then_gone(account, hooks) -> None:
     assert account.get_pool("pool-1") is pool
     assert code_of(account.delete_pool, "pool-1")[:2] == (409, "PoolBeingDeleted")
     assert code_of(account.create_pool, pool_body())[:2] == (409, "PoolBeingDeleted")
-    assert code_of(account.resize_pool, "pool-1", {"targetDedicatedNodes": 1})[:2] == (409, "PoolBeingDeleted")
+    assert code_of(account.resize_pool, "pool-1", {"targetDedicatedNodes": 1})[:2] == (
+        409,
+        "PoolBeingDeleted",
+    )
     account.nodes_left("pool-1", [n.id for n in nodes])
     account.forget_pool("pool-1")
     assert code_of(account.get_pool, "pool-1")[:2] == (404, "PoolNotFound")
@@ -242,10 +263,16 @@ def test_user_lifecycle_and_live_login_checks(account, clock) -> None:
     node = idle_node(account)
     key = asyncssh.generate_private_key("ssh-rsa", key_size=2048)
     other = asyncssh.generate_private_key("ssh-rsa", key_size=2048)
-    account.add_user("pool-1", node.id, {
-        "name": "alice", "isAdmin": True, "sshPublicKey": key.export_public_key().decode(),
-        "expiryTime": (clock.now + timedelta(hours=1)).isoformat(),
-    })
+    account.add_user(
+        "pool-1",
+        node.id,
+        {
+            "name": "alice",
+            "isAdmin": True,
+            "sshPublicKey": key.export_public_key().decode(),
+            "expiryTime": (clock.now + timedelta(hours=1)).isoformat(),
+        },
+    )
     user = account.login_user("pool-1", node.id, "alice")
     assert user is not None and user.credentials.key_matches(key) and not user.credentials.key_matches(other)
     assert code_of(account.add_user, "pool-1", node.id, {"name": "alice"})[:2] == (409, "NodeUserExists")
@@ -286,18 +313,21 @@ def test_remote_login_needs_an_ssh_nat_pool(account) -> None:
 # --- request validation -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("change, code, prop", [
-    ({"vmSize": "standard_x99"}, "InvalidPropertyValue", "vmSize"),
-    ({"vmSize": None}, "MissingRequiredProperty", "vmSize"),
-    ({"id": "bad id!"}, "InvalidPropertyValue", "id"),
-    ({"id": "x" * 65}, "InvalidPropertyValue", "id"),
-    ({"targetDedicatedNodes": -1}, "InvalidPropertyValue", "targetDedicatedNodes"),
-    ({"targetDedicatedNodes": "3"}, "InvalidPropertyValue", "targetDedicatedNodes"),
-    ({"resizeTimeout": "PT1M"}, "InvalidPropertyValue", "resizeTimeout"),
-    ({"resizeTimeout": "soon"}, "InvalidPropertyValue", "resizeTimeout"),
-    ({"startTask": {"waitForSuccess": True}}, "MissingRequiredProperty", "startTask.commandLine"),
-    ({"virtualMachineConfiguration": None}, "MissingRequiredProperty", "virtualMachineConfiguration"),
-])
+@pytest.mark.parametrize(
+    "change, code, prop",
+    [
+        ({"vmSize": "standard_x99"}, "InvalidPropertyValue", "vmSize"),
+        ({"vmSize": None}, "MissingRequiredProperty", "vmSize"),
+        ({"id": "bad id!"}, "InvalidPropertyValue", "id"),
+        ({"id": "x" * 65}, "InvalidPropertyValue", "id"),
+        ({"targetDedicatedNodes": -1}, "InvalidPropertyValue", "targetDedicatedNodes"),
+        ({"targetDedicatedNodes": "3"}, "InvalidPropertyValue", "targetDedicatedNodes"),
+        ({"resizeTimeout": "PT1M"}, "InvalidPropertyValue", "resizeTimeout"),
+        ({"resizeTimeout": "soon"}, "InvalidPropertyValue", "resizeTimeout"),
+        ({"startTask": {"waitForSuccess": True}}, "MissingRequiredProperty", "startTask.commandLine"),
+        ({"virtualMachineConfiguration": None}, "MissingRequiredProperty", "virtualMachineConfiguration"),
+    ],
+)
 def test_bad_pool_bodies_name_the_property(account, change, code, prop) -> None:
     body = {**pool_body(), **change}
     status, got, values = code_of(account.create_pool, body)
@@ -308,16 +338,33 @@ def image_body(publisher: str, offer: str, sku: str, agent: str) -> dict:
     return {"imageReference": {"publisher": publisher, "offer": offer, "sku": sku}, "nodeAgentSKUId": agent}
 
 
-@pytest.mark.parametrize("config, prop, reason", [
-    (image_body("canonical", "ubuntuserver", "18.04-lts", "batch.node.ubuntu 18.04"),
-     "virtualMachineConfiguration.imageReference", "not supported"),
-    (image_body("canonical", "0001-com-ubuntu-server-focal", "20_04-lts", "batch.node.ubuntu 20.04"),
-     "virtualMachineConfiguration.imageReference", "support for this image ended on 2025-04-23"),
-    (image_body("canonical", "ubuntu-24_04-lts", "server", "batch.node.ubuntu 22.04"),
-     "virtualMachineConfiguration.nodeAgentSKUId", "does not match"),
-    (image_body("microsoftwindowsserver", "windowsserver", "2022-datacenter", "batch.node.windows amd64"),
-     "virtualMachineConfiguration.imageReference", "Linux nodes only"),
-])
+@pytest.mark.parametrize(
+    "config, prop, reason",
+    [
+        (
+            image_body("canonical", "ubuntuserver", "18.04-lts", "batch.node.ubuntu 18.04"),
+            "virtualMachineConfiguration.imageReference",
+            "not supported",
+        ),
+        (
+            image_body("canonical", "0001-com-ubuntu-server-focal", "20_04-lts", "batch.node.ubuntu 20.04"),
+            "virtualMachineConfiguration.imageReference",
+            "support for this image ended on 2025-04-23",
+        ),
+        (
+            image_body("canonical", "ubuntu-24_04-lts", "server", "batch.node.ubuntu 22.04"),
+            "virtualMachineConfiguration.nodeAgentSKUId",
+            "does not match",
+        ),
+        (
+            image_body(
+                "microsoftwindowsserver", "windowsserver", "2022-datacenter", "batch.node.windows amd64"
+            ),
+            "virtualMachineConfiguration.imageReference",
+            "Linux nodes only",
+        ),
+    ],
+)
 def test_images_must_be_current_catalog_entries(account, config, prop, reason) -> None:
     status, code, values = code_of(account.create_pool, pool_body(virtualMachineConfiguration=config))
     assert (status, code, values["PropertyName"]) == (400, "InvalidPropertyValue", prop)
@@ -328,19 +375,39 @@ def test_vm_size_is_case_insensitive(account) -> None:
     assert account.create_pool(pool_body(vmSize="Standard_A1_V2")).spec.vm_size == "standard_a1_v2"
 
 
-@pytest.mark.parametrize("nat_change, prop", [
-    ({"frontendPortRangeEnd": 40010}, "frontendPortRangeEnd"),  # fewer than 40 ports
-    ({"frontendPortRangeStart": 50010, "frontendPortRangeEnd": 50100}, "frontendPortRangeStart"),  # reserved
-    ({"backendPort": 29876}, "backendPort"),
-    ({"protocol": "icmp"}, "protocol"),
-    ({"networkSecurityGroupRules": [{"priority": 100, "access": "allow", "sourceAddressPrefix": "*"}]},
-     "networkSecurityGroupRules[0].priority"),
-    ({"networkSecurityGroupRules": [{"priority": 150, "access": "allow", "sourceAddressPrefix": "nowhere"}]},
-     "networkSecurityGroupRules[0].sourceAddressPrefix"),
-])
+@pytest.mark.parametrize(
+    "nat_change, prop",
+    [
+        ({"frontendPortRangeEnd": 40010}, "frontendPortRangeEnd"),  # fewer than 40 ports
+        (
+            {"frontendPortRangeStart": 50010, "frontendPortRangeEnd": 50100},
+            "frontendPortRangeStart",
+        ),  # reserved
+        ({"backendPort": 29876}, "backendPort"),
+        ({"protocol": "icmp"}, "protocol"),
+        (
+            {"networkSecurityGroupRules": [{"priority": 100, "access": "allow", "sourceAddressPrefix": "*"}]},
+            "networkSecurityGroupRules[0].priority",
+        ),
+        (
+            {
+                "networkSecurityGroupRules": [
+                    {"priority": 150, "access": "allow", "sourceAddressPrefix": "nowhere"}
+                ]
+            },
+            "networkSecurityGroupRules[0].sourceAddressPrefix",
+        ),
+    ],
+)
 def test_bad_nat_pools_name_the_property(account, nat_change, prop) -> None:
-    nat = {"name": "ssh", "protocol": "tcp", "backendPort": 22, "frontendPortRangeStart": 40000,
-           "frontendPortRangeEnd": 40099, **nat_change}
+    nat = {
+        "name": "ssh",
+        "protocol": "tcp",
+        "backendPort": 22,
+        "frontendPortRangeStart": 40000,
+        "frontendPortRangeEnd": 40099,
+        **nat_change,
+    }
     body = pool_body(networkConfiguration={"endpointConfiguration": {"inboundNATPools": [nat]}})
     status, code, values = code_of(account.create_pool, body)
     assert (status, code) == (400, "InvalidPropertyValue")
@@ -352,15 +419,18 @@ def test_more_nodes_than_frontend_ports_is_refused(account) -> None:
     assert (status, code, values["PropertyName"]) == (400, "InvalidPropertyValue", "targetDedicatedNodes")
 
 
-@pytest.mark.parametrize("body, prop", [
-    ({"name": "root"}, "name"),
-    ({"name": "has space"}, "name"),
-    ({}, "name"),
-    ({"name": "alice", "sshPublicKey": "not a key"}, "sshPublicKey"),
-    ({"name": "alice", "sshPublicKey": "ssh-rsa AAAAnotbase64!!"}, "sshPublicKey"),
-    ({"name": "alice", "expiryTime": "tomorrow"}, "expiryTime"),
-    ({"name": "alice", "isAdmin": "yes"}, "isAdmin"),
-])
+@pytest.mark.parametrize(
+    "body, prop",
+    [
+        ({"name": "root"}, "name"),
+        ({"name": "has space"}, "name"),
+        ({}, "name"),
+        ({"name": "alice", "sshPublicKey": "not a key"}, "sshPublicKey"),
+        ({"name": "alice", "sshPublicKey": "ssh-rsa AAAAnotbase64!!"}, "sshPublicKey"),
+        ({"name": "alice", "expiryTime": "tomorrow"}, "expiryTime"),
+        ({"name": "alice", "isAdmin": "yes"}, "isAdmin"),
+    ],
+)
 def test_bad_user_bodies_name_the_property(account, body, prop) -> None:
     node = idle_node(account)
     status, code, values = code_of(account.add_user, "pool-1", node.id, body)
@@ -373,9 +443,17 @@ def test_nsg_rules_first_match_by_priority_then_deny(account) -> None:
         {"priority": 200, "access": "allow", "sourceAddressPrefix": "127.0.0.0/8"},
         {"priority": 150, "access": "deny", "sourceAddressPrefix": "127.0.0.5"},
     ]
-    nat = {"name": "ssh", "protocol": "tcp", "backendPort": 22, "frontendPortRangeStart": 40000,
-           "frontendPortRangeEnd": 40099, "networkSecurityGroupRules": rules}
-    pool = account.create_pool(pool_body(networkConfiguration={"endpointConfiguration": {"inboundNATPools": [nat]}}))
+    nat = {
+        "name": "ssh",
+        "protocol": "tcp",
+        "backendPort": 22,
+        "frontendPortRangeStart": 40000,
+        "frontendPortRangeEnd": 40099,
+        "networkSecurityGroupRules": rules,
+    }
+    pool = account.create_pool(
+        pool_body(networkConfiguration={"endpointConfiguration": {"inboundNATPools": [nat]}})
+    )
     nat_pool = pool.spec.ssh_nat_pool
     assert nat_pool.allows("127.0.0.1", 5000)
     assert not nat_pool.allows("127.0.0.5", 5000)
