@@ -84,6 +84,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_CONCURRENCY,
         help="how many start tasks may run at once. Default: %(default)s",
     )
+    parser.add_argument(
+        "--exit-with-parent",
+        action="store_true",
+        help="stop when the process that started the emulator goes away (used by the launcher)",
+    )
     parser.add_argument("--access-log", action="store_true", help="log every HTTP request")
     parser.add_argument(
         "--log-level",
@@ -139,18 +144,29 @@ def _use_pidfd_child_watcher() -> None:
         asyncio.set_child_watcher(watcher)
 
 
-async def serve(config: EmulatorConfig) -> None:
+async def _watch_parent(stop: asyncio.Event) -> None:
+    parent = os.getppid()
+    while os.getppid() == parent:
+        await asyncio.sleep(1)
+    logging.getLogger("batch_emulator").info("the parent process is gone; stopping")
+    stop.set()
+
+
+async def serve(config: EmulatorConfig, *, exit_with_parent: bool = False) -> None:
     _use_pidfd_child_watcher()
     server = EmulatorServer(config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    watcher = loop.create_task(_watch_parent(stop)) if exit_with_parent else None
     url = await server.start()
     print(f"batch-emulator ready at {url} account={config.account}", flush=True)
     try:
         await stop.wait()
     finally:
+        if watcher is not None:
+            watcher.cancel()
         await server.stop()
         logging.getLogger("batch_emulator").info("batch-emulator stopped")
 
@@ -164,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("asyncssh").setLevel(logging.WARNING)
     config, temporary = _config(args, parser)
     try:
-        asyncio.run(serve(config))
+        asyncio.run(serve(config, exit_with_parent=args.exit_with_parent))
     finally:
         if temporary:
             shutil.rmtree(config.data_dir, ignore_errors=True)

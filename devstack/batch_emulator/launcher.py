@@ -1,5 +1,5 @@
 """Start the Batch emulator as a managed child process and talk to it: `start_batch_emulator` and the
-`BatchEmulatorEndpoint` (SDK client factory, control-API helpers)."""
+`BatchEmulatorEndpoint` (SDK client factory, control-API shortcuts)."""
 
 from __future__ import annotations
 
@@ -171,6 +171,7 @@ def start_batch_emulator(
         timing,
         "--data-dir",
         str(work_dir / "data"),
+        "--exit-with-parent",
     )
     if ssh_network:
         argv += ["--ssh-network", ssh_network]

@@ -162,11 +162,13 @@ async def _run_with_pipes(
     )
     ctx.processes.add(proc)
     feeder = asyncio.create_task(_feed_stdin(process, proc.stdin))
+    closer = asyncio.create_task(_kill_when_closed(process, proc))
     try:
         await asyncio.gather(_copy_out(proc.stdout, process.stdout), _copy_out(proc.stderr, process.stderr))
         code = await proc.wait()
     finally:
         feeder.cancel()
+        closer.cancel()
         _kill_group(proc)
         ctx.processes.discard(proc)
     return _exit_code(code)
@@ -247,16 +249,25 @@ async def _run_with_pty(
             pass
 
     feeder = asyncio.create_task(feed())
+    closer = asyncio.create_task(_kill_when_closed(process, proc))
     try:
         await _copy_out(reader, process.stdout)
         code = await proc.wait()
     finally:
         feeder.cancel()
+        closer.cancel()
         _kill_group(proc)
         ctx.processes.discard(proc)
         read_transport.close()
         write_transport.close()
     return _exit_code(code)
+
+
+async def _kill_when_closed(process: asyncssh.SSHServerProcess, proc: asyncio.subprocess.Process) -> None:
+    """The client went away (or the node was stopped): end what the session started."""
+    with contextlib.suppress(Exception):
+        await process.channel.wait_closed()
+    _kill_group(proc)
 
 
 def _take_controlling_tty() -> None:

@@ -50,7 +50,7 @@ class StartTaskRunner:
             except asyncio.CancelledError:
                 _kill_group(proc)
                 with contextlib.suppress(Exception):
-                    await asyncio.shield(proc.wait())
+                    await asyncio.wait_for(asyncio.shield(proc.wait()), 5)
                 raise
             finally:
                 self._running.discard(proc)

@@ -164,3 +164,34 @@ def test_key_from_environment_is_used(tmp_path: Path) -> None:
     finally:
         proc.stop()
     assert other_key not in proc.log_tail(200)
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def test_a_launched_emulator_stops_when_its_parent_dies(tmp_path: Path) -> None:
+    script = (
+        "import pathlib, sys, time\n"
+        "from devstack.batch_emulator.launcher import start_batch_emulator\n"
+        "proc, _ = start_batch_emulator(pathlib.Path(sys.argv[1]), ssh_network='127.25.0.0/16')\n"
+        "print(proc.pid, flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    parent = subprocess.Popen(
+        [sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE, text=True, cwd=REPO
+    )
+    emulator_pid = int(parent.stdout.readline())
+    try:
+        assert _running(emulator_pid)
+        parent.kill()
+        parent.wait(10)
+        wait_until(lambda: not _running(emulator_pid), 30, "the orphaned emulator to stop")
+    finally:
+        parent.stdout.close()
+        if _running(emulator_pid):
+            os.kill(emulator_pid, 9)

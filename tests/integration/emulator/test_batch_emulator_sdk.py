@@ -11,6 +11,7 @@ from azure.batch import BatchClient
 from azure.batch import models as m
 from azure.core.credentials import AzureNamedKeyCredential
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
+from azure.core.rest import HttpRequest
 
 from devstack.batch_emulator.launcher import BatchEmulatorEndpoint, start_batch_emulator
 from devstack.process import wait_until
@@ -214,13 +215,17 @@ def test_injected_start_task_failure_hits_the_chosen_node_index(
     assert failed[0].start_task_info.exit_code == 42
 
 
-def test_injected_unusable_nodes_after_reaching_their_state(emulator_faults_cleared, batch_client, make_pool,
-                                                          wait_for_nodes) -> None:
+def test_injected_unusable_nodes_after_reaching_their_state(
+    emulator_faults_cleared, batch_client, make_pool, wait_for_nodes
+) -> None:
     emulator_faults_cleared.make_unusable(count=1, after_seconds=0.1)
     pool_id = make_pool(2)
     nodes = wait_for_nodes(pool_id, 2, {"idle", "unusable"})
-    wait_until(lambda: {n.state for n in batch_client.list_nodes(pool_id)} == {"idle", "unusable"}, 30,
-               "one node to turn unusable")
+    wait_until(
+        lambda: {n.state for n in batch_client.list_nodes(pool_id)} == {"idle", "unusable"},
+        30,
+        "one node to turn unusable",
+    )
     unusable = [n for n in batch_client.list_nodes(pool_id) if n.state == "unusable"]
     assert len(unusable) == 1 and unusable[0].errors[0].code == "NodeUnusable"
     assert len(nodes) == 2
@@ -418,7 +423,8 @@ def test_pool_being_resized_and_being_deleted(slow_emulator, ubuntu_image) -> No
         "slow",
         m.BatchPoolResizeOptions(target_dedicated_nodes=3),
     )
-    client.begin_delete_pool("slow", polling_interval=0)  # the poller is not awaited: deletion takes an hour
+    # The plain REST delete (begin_delete_pool would poll in a thread for the hour the deletion takes).
+    assert client.send_request(HttpRequest("DELETE", "/pools/slow?api-version=2025-06-01")).status_code == 202
     assert client.get_pool("slow").state == "deleting"
     expect_error(ResourceExistsError, "PoolBeingDeleted", client.begin_delete_pool, "slow")
     expect_error(ResourceExistsError, "PoolBeingDeleted", client.create_pool, options)

@@ -5,12 +5,31 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import subprocess
+import uuid
 from datetime import timedelta
 from pathlib import Path
 
 import asyncssh
 import pytest
 from azure.batch import models as m
+
+from devstack.process import wait_until
+
+SSH_OPTIONS = [
+    "-o",
+    "BatchMode=yes",
+    "-o",
+    "StrictHostKeyChecking=no",
+    "-o",
+    "UserKnownHostsFile=/dev/null",
+    "-o",
+    "IdentitiesOnly=yes",
+    "-o",
+    "ConnectTimeout=10",
+    "-o",
+    "LogLevel=ERROR",
+]
 
 
 @pytest.fixture
@@ -185,3 +204,52 @@ def test_pool_delete_stops_its_ssh_servers(batch_client, ssh_pool) -> None:
     for _, ip, port in targets:
         with pytest.raises(OSError):
             socket.create_connection((ip, port), timeout=5).close()
+
+
+def _processes_with(token: str) -> list[str]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if token.encode() in (entry / "cmdline").read_bytes():
+                    found.append(entry.name)
+            except OSError:
+                continue
+    return found
+
+
+def _remote_sleep_running(token: str) -> bool:
+    for pid in _processes_with(token):
+        try:
+            if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"sleep\0"):
+                return True
+        except OSError:
+            continue
+    return False
+
+
+@pytest.mark.parametrize("tty", [False, True])
+def test_client_disconnect_ends_the_remote_command(batch_client, ssh_pool, rsa_key, tools, tty: bool) -> None:
+    pool_id, [(node, ip, port), _] = ssh_pool
+    tools.add_user(batch_client, pool_id, node.id, "kate", rsa_key)
+    token = f"600.{uuid.uuid4().int % 10**9:09d}"  # a unique sleep duration marks the process
+    argv = [
+        "ssh",
+        *(["-tt"] if tty else []),
+        "-i",
+        str(rsa_key),
+        "-p",
+        str(port),
+        *SSH_OPTIONS,
+        f"kate@{ip}",
+        f"sleep {token}",
+    ]
+    client = subprocess.Popen(
+        argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        wait_until(lambda: _remote_sleep_running(token), 30, "the remote command to start")
+    finally:
+        client.kill()
+        client.wait()
+    wait_until(lambda: not _processes_with(token), 30, "the remote command to end")
