@@ -12,7 +12,8 @@ def test_a_start_task_failing_on_one_node_gives_a_partial_result_naming_it(
     pool_id = unique_pool("partial")
     emulator_faults_cleared.fail_start_tasks(pool_id=pool_id, node_indexes=[1], exit_code=3)
     users = [{"name": "alice", "sshPublicKey": keys["alice"].public, "expiry": "PT1H"}]
-    stack.send(request_for(pool_id, users))
+    status, _, body = stack.host.request("POST", "/api/pools", json=request_for(pool_id, users))
+    assert status == 202, body
 
     state = stack.wait_for_phase(pool_id)
     assert state["phase"] == "partial", state
