@@ -41,15 +41,23 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devstack", description=__doc__)
-    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="state and logs (default .devstack/)")
-    parser.add_argument("--timing", default="fast", help="emulator node timing profile: fast | realistic | FILE")
+    parser.add_argument(
+        "--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="state and logs (default .devstack/)"
+    )
+    parser.add_argument(
+        "--timing", default="fast", help="emulator node timing profile: fast | realistic | FILE"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="start Azurite, the Batch emulator and the Functions host until Ctrl-C")
     up.add_argument("--host-port", type=int, default=7071, help="Functions host port (default 7071)")
-    up.add_argument("--azurite-port", type=int, default=10000, help="first of three Azurite ports (default 10000)")
+    up.add_argument(
+        "--azurite-port", type=int, default=10000, help="first of three Azurite ports (default 10000)"
+    )
     up.add_argument("--batch-port", type=int, default=8700, help="Batch emulator port (default 8700)")
     up.set_defaults(run=cmd_up)
-    demo = sub.add_parser("demo", help="the main job: request a pool through the queue, then ssh into every node")
+    demo = sub.add_parser(
+        "demo", help="the main job: request a pool through the queue, then ssh into every node"
+    )
     demo.set_defaults(run=cmd_demo)
     args = parser.parse_args(argv)
     return args.run(args)

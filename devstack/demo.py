@@ -1,4 +1,4 @@
-"""The main job on the dev stack: send the example request through the queue, wait for the pool, ssh into every node."""
+"""The main job on the dev stack: send the example request through the queue, then ssh into every node."""
 
 from __future__ import annotations
 
@@ -23,7 +23,20 @@ def generate_key(directory: Path) -> Path:
     """A fresh RSA key pair for the demo user (private key stays in the demo's data dir)."""
     key = directory / "demo_key"
     subprocess.run(
-        ["ssh-keygen", "-q", "-t", "rsa", "-b", "3072", "-N", "", "-C", "demo@batch-ssh-access", "-f", str(key)],
+        [
+            "ssh-keygen",
+            "-q",
+            "-t",
+            "rsa",
+            "-b",
+            "3072",
+            "-N",
+            "",
+            "-C",
+            "demo@batch-ssh-access",
+            "-f",
+            str(key),
+        ],
         check=True,
     )
     return key
@@ -66,12 +79,29 @@ def wait_for_pool(stack: Stack, pool_id: str, out: TextIO, timeout: float = 300)
 def ssh_hostname(key: Path, user: str, ip: str, port: int) -> str:
     result = subprocess.run(
         [
-            "ssh", "-i", str(key), "-p", str(port),
-            "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o", "ConnectTimeout=10",
-            "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
-            f"{user}@{ip}", "hostname",
+            "ssh",
+            "-i",
+            str(key),
+            "-p",
+            str(port),
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            "ConnectTimeout=10",
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "LogLevel=ERROR",
+            f"{user}@{ip}",
+            "hostname",
         ],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     return result.stdout.strip() if result.returncode == 0 else f"FAILED ({result.stderr.strip()})"
 
@@ -85,7 +115,10 @@ def run_demo(data_dir: Path, *, timing: str = "fast", out: TextIO = sys.stdout) 
     print("starting the dev stack (Azurite, Batch emulator, Functions host)...", file=out, flush=True)
     with running_stack(data_dir, timing=timing) as stack:
         print(stack.describe(), file=out, flush=True)
-        print(f"sending {EXAMPLE_REQUEST.relative_to(REPO_ROOT)} to the request queue (pool {pool_id})", file=out)
+        print(
+            f"sending {EXAMPLE_REQUEST.relative_to(REPO_ROOT)} to the request queue (pool {pool_id})",
+            file=out,
+        )
         send_request(stack, request, "pool-requests")
         state = wait_for_pool(stack, pool_id, out)
         _, _, table = stack.host.request("GET", f"/api/pools/{pool_id}/connections?format=table")

@@ -36,7 +36,7 @@ class Stack:
 
 
 def app_settings(azurite: AzuriteEndpoints, batch: BatchEmulatorEndpoint) -> dict[str, str]:
-    """App settings that point the real function_app.py at the local services (fast polling for one machine)."""
+    """Settings that point the real function_app.py at the local services (fast polling on one machine)."""
     return {
         "AzureWebJobsStorage": azurite.connection_string,
         "BATCH_ACCOUNT_URL": batch.url,
@@ -69,7 +69,11 @@ def running_stack(
         processes.append(batch_proc)
         env = {**app_settings(az, batch), **(extra_settings or {})}
         host_proc, host = start_functions_host(
-            app_dir, port=host_port, env=env, data_dir=data_dir / "host", log_path=data_dir / "functions-host.log"
+            app_dir,
+            port=host_port,
+            env=env,
+            data_dir=data_dir / "host",
+            log_path=data_dir / "functions-host.log",
         )
         processes.append(host_proc)
         yield Stack(azurite=az, batch=batch, host=host, processes=processes)

@@ -4,7 +4,6 @@ authLevel with the host keys, build a real `func.HttpRequest`, and send back the
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import azure.functions as func
@@ -13,7 +12,7 @@ from azure.functions import _abc
 from azure.functions.http import HttpRequest, HttpResponseConverter
 from multidict import CIMultiDict
 
-from devstack.functions_host.app_loader import HTTP_TRIGGER, BindingSpec, FunctionSpec
+from devstack.functions_host.app_loader import HTTP_TRIGGER, FunctionSpec
 from devstack.functions_host.invocation import Invoker
 from devstack.functions_host.keys import AUTH_LEVELS, FUNCTION, HostKeys, presented_key
 from devstack.functions_host.routes import RouteError, RouteTemplate, parse_route
@@ -69,14 +68,12 @@ class HttpTriggers:
         route_prefix: str,
         keys: HostKeys,
         invoker: Invoker,
-        durable_client: Callable[[BindingSpec], str] | None,
         logger: logging.Logger,
     ) -> None:
         self.routes = routes
         self.prefix = route_prefix.strip("/")
         self._keys = keys
         self._invoker = invoker
-        self._durable_client = durable_client
         self._log = logger
 
     def mount(self, app: web.Application) -> None:
@@ -122,14 +119,10 @@ class HttpTriggers:
             body_type="bytes",
             body=await request.read(),
         )
-        inputs = {}
-        if self._durable_client is not None:
-            inputs = {b.name: self._durable_client(b) for b in route.spec.bindings_of("durableClient")}
         try:
             return await self._invoker.invoke(
                 route.spec,
                 req,
-                inputs=inputs,
                 finish=to_web_response,
                 describe=lambda r: f"status={r.status}",
             )

@@ -129,6 +129,14 @@ class Invoker:
         self._encoding = queue_encoding
         self._directory = function_directory
         self._log = logger
+        self.durable_client: Callable[[Any], str] | None = None  # set once the durable engine runs
+
+    def input_values(self, spec: FunctionSpec) -> dict[str, Any]:
+        """Input binding values: a durableClient gets its binding JSON, whatever the trigger type."""
+        clients = spec.bindings_of("durableClient")
+        if clients and self.durable_client is None:
+            raise RuntimeError(f"function {spec.name!r} has a durableClient binding but no durable engine")
+        return {b.name: self.durable_client(b) for b in clients}
 
     async def invoke(
         self,
@@ -145,7 +153,12 @@ class Invoker:
         log their own), with `describe(result)` appended on success."""
         invocation_id = str(uuid.uuid4())
         outs = {b.name: Out() for b in spec.bindings if b.direction == "OUT" and b.name != RETURN}
-        kwargs: dict[str, Any] = {spec.trigger.name: trigger_value, **(inputs or {}), **outs}
+        kwargs: dict[str, Any] = {
+            spec.trigger.name: trigger_value,
+            **self.input_values(spec),
+            **(inputs or {}),
+            **outs,
+        }
         if spec.wants_context:
             kwargs["context"] = InvocationContext(invocation_id, spec.name, self._directory)
         started = time.perf_counter()

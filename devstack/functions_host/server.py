@@ -121,15 +121,13 @@ class FunctionsHost:
         app = web.Application(client_max_size=MAX_BODY_BYTES)
         app.router.add_get("/admin/host/ping", self._ping)
         app.router.add_get("/admin/host/status", self._status)
-        durable_client = None
         if uses_durable(self.specs):
-            durable_client = await self._start_durable(app, invoker)
+            invoker.durable_client = await self._start_durable(app, invoker)
         self.http = HttpTriggers(
             routes,
             route_prefix=self.config.http.route_prefix,
             keys=self.keys,
             invoker=invoker,
-            durable_client=durable_client,
             logger=self.log,
         )
         self.http.mount(app)
