@@ -9,8 +9,10 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from azure.storage.queue import TextBase64EncodePolicy
 
 from tests.fixtures.functions_host import HostFactory, RunningHost
+from tests.host.queue_helpers import queue_client
 
 WEBHOOK = "/runtime/webhooks/durabletask"
 
@@ -24,7 +26,7 @@ def records(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def durable_host(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, records: Path):
     factory = HostFactory(request, tmp_path_factory.mktemp("durable"))
     try:
-        yield factory("durable_app", env={"RECORD_DIR": str(records)})
+        yield factory("durable_app", env={"RECORD_DIR": str(records)}, storage=True)
     finally:
         factory.stop_all()
 
@@ -44,6 +46,16 @@ def start(
 def run(host: RunningHost, orchestrator: str, payload: dict | None = None, timeout: float = 60) -> dict:
     started = start(host, orchestrator, payload)
     return host.endpoint.wait_for_instance(started["id"], timeout)
+
+
+def test_queue_triggered_starter_gets_a_durable_client(durable_host: RunningHost, azurite) -> None:
+    queue = queue_client(
+        azurite.connection_string, "start-requests", message_encode_policy=TextBase64EncodePolicy()
+    )
+    request = {"orchestrator": "fan_out", "id": "from-queue-1", "input": {"tag": "queued", "count": 4}}
+    queue.send_message(json.dumps(request))
+    final = durable_host.endpoint.wait_for_instance("from-queue-1", 60)
+    assert final["runtimeStatus"] == "Completed", final
 
 
 def runs(records: Path, tag: str) -> Counter:

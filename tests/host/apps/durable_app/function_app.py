@@ -1,6 +1,6 @@
-"""Durable test app: an HTTP starter, fan-out, retries, timers, sub-orchestrations, continue_as_new,
-external events, a waiter to terminate and a non-deterministic orchestrator. Activities record each run
-in RECORD_DIR so tests can count re-executions."""
+"""Durable test app: HTTP and queue starters, fan-out, retries, timers, sub-orchestrations,
+continue_as_new, external events, a waiter to terminate and a non-deterministic orchestrator.
+Activities record each run in RECORD_DIR so tests can count re-executions."""
 
 import os
 import time
@@ -35,6 +35,13 @@ async def http_start(req: func.HttpRequest, client: df.DurableOrchestrationClien
         req.route_params["name"], instance_id=req.params.get("id"), client_input=payload
     )
     return client.create_check_status_response(req, instance_id)
+
+
+@app.queue_trigger(arg_name="msg", queue_name="start-requests", connection="AzureWebJobsStorage")
+@app.durable_client_input(client_name="client")
+async def queue_start(msg: func.QueueMessage, client: df.DurableOrchestrationClient) -> None:
+    request = msg.get_json()
+    await client.start_new(request["orchestrator"], instance_id=request["id"], client_input=request["input"])
 
 
 @app.orchestration_trigger(context_name="context")
