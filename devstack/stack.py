@@ -10,7 +10,7 @@ from pathlib import Path
 from devstack.azurite import AzuriteEndpoints, start_azurite
 from devstack.batch_emulator.launcher import BatchEmulatorEndpoint, start_batch_emulator
 from devstack.functions_host.launcher import HostEndpoint, start_functions_host
-from devstack.process import ManagedProcess
+from devstack.process import LOOPBACK, ManagedProcess, free_port
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -67,7 +67,12 @@ def running_stack(
             data_dir / "batch", port=batch_port, timing=timing, log_path=data_dir / "batch-emulator.log"
         )
         processes.append(batch_proc)
-        env = {**app_settings(az, batch), **(extra_settings or {})}
+        host_port = host_port or free_port()
+        env = {
+            **app_settings(az, batch),
+            "APP_BASE_URL": f"http://{LOOPBACK}:{host_port}",
+            **(extra_settings or {}),
+        }
         host_proc, host = start_functions_host(
             app_dir,
             port=host_port,
