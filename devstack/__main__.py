@@ -36,6 +36,10 @@ def cmd_up(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from devstack.demo import run_demo
 
+    def interrupted(signum: int, _frame) -> None:
+        raise SystemExit(128 + signum)  # unwinds through running_stack, which stops every service
+
+    signal.signal(signal.SIGTERM, interrupted)
     return run_demo(args.data_dir / "demo", timing=args.timing)
 
 
