@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -12,34 +11,12 @@ from typing import TextIO
 
 from azure.storage.queue import QueueClient, TextBase64EncodePolicy
 
+from devstack.ssh_client import SshKey, generate_key, run_ssh
 from devstack.stack import REPO_ROOT, Stack, running_stack
 
 EXAMPLE_REQUEST = REPO_ROOT / "examples" / "request.json"
 PUBLIC_KEY_PLACEHOLDER = "__DEMO_PUBLIC_KEY__"
 TERMINAL_PHASES = {"completed", "partial", "failed", "rejected"}
-
-
-def generate_key(directory: Path) -> Path:
-    """A fresh RSA key pair for the demo user (private key stays in the demo's data dir)."""
-    key = directory / "demo_key"
-    subprocess.run(
-        [
-            "ssh-keygen",
-            "-q",
-            "-t",
-            "rsa",
-            "-b",
-            "3072",
-            "-N",
-            "",
-            "-C",
-            "demo@batch-ssh-access",
-            "-f",
-            str(key),
-        ],
-        check=True,
-    )
-    return key
 
 
 def demo_request(public_key: str) -> dict:
@@ -76,41 +53,18 @@ def wait_for_pool(stack: Stack, pool_id: str, out: TextIO, timeout: float = 300)
     raise TimeoutError(f"pool {pool_id} did not finish within {timeout:.0f}s")
 
 
-def ssh_hostname(key: Path, user: str, ip: str, port: int) -> str:
-    result = subprocess.run(
-        [
-            "ssh",
-            "-i",
-            str(key),
-            "-p",
-            str(port),
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "IdentitiesOnly=yes",
-            "-o",
-            "ConnectTimeout=10",
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "LogLevel=ERROR",
-            f"{user}@{ip}",
-            "hostname",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+def ssh_hostname(key: SshKey, user: str, ip: str, port: int) -> str:
+    """What the node answers to `hostname` over ssh, or FAILED with ssh's error."""
+    result = run_ssh(key, user, ip, port, "hostname")
     return result.stdout.strip() if result.returncode == 0 else f"FAILED ({result.stderr.strip()})"
 
 
 def run_demo(data_dir: Path, *, timing: str = "fast", out: TextIO = sys.stdout) -> int:
     shutil.rmtree(data_dir, ignore_errors=True)
     data_dir.mkdir(parents=True)
-    key = generate_key(data_dir)
-    request = demo_request(key.with_suffix(".pub").read_text().strip())
+    # A fresh key pair for the demo user; the private key stays in the demo's data dir.
+    key = generate_key(data_dir, "demo_key", bits=3072, comment="demo@batch-ssh-access")
+    request = demo_request(key.public)
     pool_id = request["poolId"]
     print("starting the dev stack (Azurite, Batch emulator, Functions host)...", file=out, flush=True)
     with running_stack(data_dir, timing=timing) as stack:

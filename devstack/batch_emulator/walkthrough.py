@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -16,22 +15,9 @@ from pathlib import Path
 from typing import TextIO
 
 from devstack.batch_emulator.launcher import BatchEmulatorEndpoint, start_batch_emulator
+from devstack.ssh_client import generate_key, run_ssh
 
 USER = "walker"
-SSH_OPTIONS = [
-    "-o",
-    "StrictHostKeyChecking=no",
-    "-o",
-    "UserKnownHostsFile=/dev/null",
-    "-o",
-    "BatchMode=yes",
-    "-o",
-    "IdentitiesOnly=yes",
-    "-o",
-    "ConnectTimeout=10",
-    "-o",
-    "LogLevel=ERROR",
-]
 
 
 def newest_verified_ubuntu(client):  # -> azure.batch.models.BatchSupportedImage
@@ -98,11 +84,7 @@ def run_walkthrough(
         if ready is None:
             return 1
         with tempfile.TemporaryDirectory(prefix="walkthrough-key-") as key_dir:
-            key = Path(key_dir) / "id_rsa"
-            subprocess.run(
-                ["ssh-keygen", "-q", "-t", "rsa", "-b", "3072", "-N", "", "-f", str(key)], check=True
-            )
-            public_key = key.with_suffix(".pub").read_text().strip()
+            key = generate_key(Path(key_dir), bits=3072)
             rows = []
             for node in ready:
                 client.create_node_user(
@@ -111,7 +93,7 @@ def run_walkthrough(
                     m.BatchNodeUserCreateOptions(
                         name=USER,
                         is_admin=True,
-                        ssh_public_key=public_key,
+                        ssh_public_key=key.public,
                         expiry_time=datetime.now(UTC) + timedelta(hours=1),
                     ),
                 )
@@ -122,12 +104,7 @@ def run_walkthrough(
             _print_table(rows, out)
             failures = 0
             for node_id, _, ip, port in rows:
-                result = subprocess.run(
-                    ["ssh", "-i", str(key), "-p", str(port), *SSH_OPTIONS, f"{USER}@{ip}", "hostname"],
-                    capture_output=True,
-                    text=True,
-                    timeout=60,
-                )
+                result = run_ssh(key, USER, ip, port, "hostname")
                 answer = result.stdout.strip() or result.stderr.strip()
                 print(f"$ ssh -p {port} {USER}@{ip} hostname\n{answer}", file=out)
                 failures += result.returncode != 0 or answer != node_id

@@ -4,7 +4,6 @@ repository's function_app.py; helpers to send requests, wait for outcomes, read 
 from __future__ import annotations
 
 import json
-import subprocess
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,35 +16,16 @@ from cryptography.fernet import Fernet
 
 from devstack.functions_host.launcher import HostEndpoint, start_functions_host
 from devstack.process import free_port, wait_until
+from devstack.ssh_client import SshKey, generate_key, run_ssh
 from provisioning.progress import TERMINAL_PHASES
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = json.loads((REPO_ROOT / "examples" / "request.json").read_text())
-SSH_OPTIONS = [
-    "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-    "-o", "IdentitiesOnly=yes", "-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR",
-]  # fmt: skip
 PASSWORD_KEY = Fernet.generate_key().decode()
 
 
-@dataclass
-class SshKey:
-    private: Path
-    public: str
-
-
-def make_key(directory: Path, name: str) -> SshKey:
-    path = directory / name
-    subprocess.run(["ssh-keygen", "-q", "-t", "rsa", "-b", "2048", "-N", "", "-f", str(path)], check=True)
-    return SshKey(path, path.with_suffix(".pub").read_text().strip())
-
-
-def ssh(key: SshKey, user: str, ip: str, port: int, command: str = "hostname") -> subprocess.CompletedProcess:
-    """The system OpenSSH client, non-interactive."""
-    return subprocess.run(
-        ["ssh", "-i", str(key.private), "-p", str(port), *SSH_OPTIONS, f"{user}@{ip}", command],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+# The name the e2e tests import: the system OpenSSH client, non-interactive.
+ssh = run_ssh
 
 
 @dataclass
@@ -151,7 +131,7 @@ def stack(tmp_path_factory, azurite, batch_emulator) -> AppStack:
 
 @pytest.fixture
 def keys(tmp_path) -> dict[str, SshKey]:
-    return {name: make_key(tmp_path, name) for name in ("alice", "bob")}
+    return {name: generate_key(tmp_path, name) for name in ("alice", "bob")}
 
 
 def unique_pool(prefix: str) -> str:

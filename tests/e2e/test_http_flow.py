@@ -6,9 +6,10 @@ from __future__ import annotations
 import re
 import subprocess
 
+from devstack.ssh_client import SSH_OPTIONS
 from provisioning.identity import instance_id_for
 
-from .conftest import SSH_OPTIONS, request_for, unique_pool
+from .conftest import request_for, unique_pool
 
 
 def test_http_start_status_and_connections_in_three_formats(stack, keys, tmp_path):

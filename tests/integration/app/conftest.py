@@ -2,55 +2,18 @@
 
 from __future__ import annotations
 
-import subprocess
 import uuid
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
 
 from devstack.process import wait_until
+from devstack.ssh_client import SshKey, generate_key, run_ssh
 from provisioning.nodes import wait_decision
 from provisioning.settings import Settings, load_settings
 
-SSH_OPTIONS = [
-    "-o",
-    "BatchMode=yes",
-    "-o",
-    "StrictHostKeyChecking=no",
-    "-o",
-    "UserKnownHostsFile=/dev/null",
-    "-o",
-    "IdentitiesOnly=yes",
-    "-o",
-    "ConnectTimeout=10",
-    "-o",
-    "LogLevel=ERROR",
-]
-
-
-@dataclass
-class SshKey:
-    private: Path
-    public: str
-
-
-def make_key(directory: Path, name: str = "id_rsa") -> SshKey:
-    path = directory / name
-    subprocess.run(["ssh-keygen", "-q", "-t", "rsa", "-b", "2048", "-N", "", "-f", str(path)], check=True)
-    return SshKey(path, path.with_suffix(".pub").read_text().strip())
-
-
-def ssh_run(
-    key: SshKey, user: str, ip: str, port: int, command: str = "hostname"
-) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        ["ssh", "-i", str(key.private), "-p", str(port), *SSH_OPTIONS, f"{user}@{ip}", command],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+# The name the activity tests import.
+ssh_run = run_ssh
 
 
 @pytest.fixture
@@ -74,7 +37,7 @@ def app_env(monkeypatch, batch_emulator, azurite) -> Settings:
 
 @pytest.fixture
 def ssh_key(tmp_path) -> SshKey:
-    return make_key(tmp_path)
+    return generate_key(tmp_path)
 
 
 def unique_pool(prefix: str = "it") -> str:

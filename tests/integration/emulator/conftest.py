@@ -18,21 +18,7 @@ from azure.core.rest import HttpRequest
 
 from devstack.batch_emulator.launcher import BatchEmulatorEndpoint
 from devstack.process import wait_until
-
-SSH_OPTIONS = [
-    "-o",
-    "BatchMode=yes",
-    "-o",
-    "StrictHostKeyChecking=no",
-    "-o",
-    "UserKnownHostsFile=/dev/null",
-    "-o",
-    "IdentitiesOnly=yes",
-    "-o",
-    "ConnectTimeout=10",
-    "-o",
-    "LogLevel=ERROR",
-]
+from devstack.ssh_client import SSH_OPTIONS, generate_key, scp_command
 
 
 @pytest.fixture(scope="session")
@@ -132,42 +118,36 @@ def wait_for_nodes(batch_client: BatchClient) -> Callable[..., list[m.BatchNode]
 @pytest.fixture(scope="session")
 def rsa_key(tmp_path_factory) -> Path:
     """A fresh RSA key pair (ssh-keygen); the public half is next to it as .pub."""
-    key = tmp_path_factory.mktemp("keys") / "id_rsa"
-    subprocess.run(["ssh-keygen", "-q", "-t", "rsa", "-b", "2048", "-N", "", "-f", str(key)], check=True)
-    return key
+    return generate_key(tmp_path_factory.mktemp("keys")).private
 
 
 @pytest.fixture(scope="session")
 def other_rsa_key(tmp_path_factory) -> Path:
-    key = tmp_path_factory.mktemp("keys-other") / "id_rsa"
-    subprocess.run(["ssh-keygen", "-q", "-t", "rsa", "-b", "2048", "-N", "", "-f", str(key)], check=True)
-    return key
+    return generate_key(tmp_path_factory.mktemp("keys-other")).private
 
 
 def public_key(key: Path) -> str:
     return key.with_suffix(".pub").read_text().strip()
 
 
+def ssh_argv(key: Path, user: str, ip: str, port: int, *command: str, tty: bool = False) -> list[str]:
+    """Like devstack.ssh_client.ssh_command, with any number of command words (none: a login shell) and an
+    optional forced tty (-tt)."""
+    tty_flag = ["-tt"] if tty else []
+    return ["ssh", *tty_flag, "-i", str(key), "-p", str(port), *SSH_OPTIONS, f"{user}@{ip}", *command]
+
+
 def ssh(
     key: Path, user: str, ip: str, port: int, *command: str, input: str | None = None, tty: bool = False
 ) -> subprocess.CompletedProcess:
-    argv = [
-        "ssh",
-        *(["-tt"] if tty else []),
-        "-i",
-        str(key),
-        "-p",
-        str(port),
-        *SSH_OPTIONS,
-        f"{user}@{ip}",
-        *command,
-    ]
+    argv = ssh_argv(key, user, ip, port, *command, tty=tty)
     return subprocess.run(argv, capture_output=True, text=True, timeout=60, input=input)
 
 
 def scp(key: Path, port: int, *args: str, legacy: bool = False) -> subprocess.CompletedProcess:
-    argv = ["scp", *(["-O"] if legacy else []), "-i", str(key), "-P", str(port), *SSH_OPTIONS, *args]
-    return subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        scp_command(key, port, *args, legacy=legacy), capture_output=True, text=True, timeout=60
+    )
 
 
 def add_user(
@@ -197,6 +177,7 @@ class Tools:
     """The functions above, for test modules (they take them as the `tools` fixture)."""
 
     ssh = staticmethod(ssh)
+    ssh_argv = staticmethod(ssh_argv)
     scp = staticmethod(scp)
     add_user = staticmethod(add_user)
     public_key = staticmethod(public_key)

@@ -16,21 +16,6 @@ from azure.batch import models as m
 
 from devstack.process import wait_until
 
-SSH_OPTIONS = [
-    "-o",
-    "BatchMode=yes",
-    "-o",
-    "StrictHostKeyChecking=no",
-    "-o",
-    "UserKnownHostsFile=/dev/null",
-    "-o",
-    "IdentitiesOnly=yes",
-    "-o",
-    "ConnectTimeout=10",
-    "-o",
-    "LogLevel=ERROR",
-]
-
 
 @pytest.fixture
 def ssh_pool(batch_client, make_pool, wait_for_nodes):
@@ -233,17 +218,7 @@ def test_client_disconnect_ends_the_remote_command(batch_client, ssh_pool, rsa_k
     pool_id, [(node, ip, port), _] = ssh_pool
     tools.add_user(batch_client, pool_id, node.id, "kate", rsa_key)
     token = f"600.{uuid.uuid4().int % 10**9:09d}"  # a unique sleep duration marks the process
-    argv = [
-        "ssh",
-        *(["-tt"] if tty else []),
-        "-i",
-        str(rsa_key),
-        "-p",
-        str(port),
-        *SSH_OPTIONS,
-        f"kate@{ip}",
-        f"sleep {token}",
-    ]
+    argv = tools.ssh_argv(rsa_key, "kate", ip, port, f"sleep {token}", tty=tty)
     client = subprocess.Popen(
         argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
