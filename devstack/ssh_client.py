@@ -80,3 +80,26 @@ def run_ssh(
     return subprocess.run(
         ssh_command(key, user, ip, port, command), capture_output=True, text=True, timeout=timeout
     )
+
+
+def run_with_password(ip: str, port: int, user: str, password: str, command: str = "hostname") -> str:
+    """Log in with a password and return the command's stdout (raises on refusal). Uses asyncssh, since the
+    OpenSSH client reads passwords only from a terminal."""
+    import asyncio
+
+    import asyncssh
+
+    async def run() -> str:
+        async with asyncssh.connect(
+            ip,
+            port,
+            username=user,
+            password=password,
+            known_hosts=None,
+            client_keys=None,
+            agent_path=None,
+            preferred_auth="password",
+        ) as conn:
+            return (await conn.run(command, check=True)).stdout
+
+    return asyncio.run(run())

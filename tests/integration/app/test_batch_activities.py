@@ -17,6 +17,7 @@ from activities.batch_pools import (
 )
 from activities.node_users import create_node_users, delete_node_users
 from devstack.process import wait_until
+from devstack.ssh_client import run_with_password
 from provisioning.intake import orchestration_input
 from provisioning.nodes import wait_decision
 from provisioning.request import validate_request
@@ -153,6 +154,11 @@ def test_a_password_reaches_batch_decrypted(app_env, ssh_key, image, batch_emula
     assert result["users"]["alice"]["ok"]
     nodes = batch_emulator.pool_nodes(request["poolId"])
     assert "a long enough secret" not in str(nodes)
+    endpoint = gather_ssh_endpoints({"poolId": request["poolId"], "nodeIds": [node_id]})["endpoints"][node_id]
+    assert (
+        run_with_password(endpoint["ip"], endpoint["port"], "alice", "a long enough secret").strip()
+        == node_id
+    )
 
 
 def test_create_node_users_captures_errors_per_node(app_env, ssh_key, image):

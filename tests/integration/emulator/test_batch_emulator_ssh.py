@@ -15,6 +15,7 @@ import pytest
 from azure.batch import models as m
 
 from devstack.process import wait_until
+from devstack.ssh_client import run_with_password
 
 
 @pytest.fixture
@@ -101,29 +102,12 @@ def test_user_of_another_node_is_refused(batch_client, ssh_pool, rsa_key, tools)
     assert tools.ssh(rsa_key, "erin", other_ip, other_port, "true").returncode == 255
 
 
-def _password_login(ip: str, port: int, user: str, password: str) -> str:
-    async def run() -> str:
-        async with asyncssh.connect(
-            ip,
-            port,
-            username=user,
-            password=password,
-            known_hosts=None,
-            client_keys=None,
-            agent_path=None,
-            preferred_auth="password",
-        ) as conn:
-            return (await conn.run("hostname", check=True)).stdout
-
-    return asyncio.run(run())
-
-
-def test_password_login(batch_client, ssh_pool, tools) -> None:
+def testrun_with_password(batch_client, ssh_pool, tools) -> None:
     pool_id, [(node, ip, port), _] = ssh_pool
     tools.add_user(batch_client, pool_id, node.id, "frank", password="correct horse battery")
-    assert _password_login(ip, port, "frank", "correct horse battery").strip() == node.id
+    assert run_with_password(ip, port, "frank", "correct horse battery").strip() == node.id
     with pytest.raises(asyncssh.PermissionDenied):
-        _password_login(ip, port, "frank", "wrong")
+        run_with_password(ip, port, "frank", "wrong")
 
 
 def test_interactive_shell_with_a_tty(batch_client, ssh_pool, rsa_key, tools) -> None:
