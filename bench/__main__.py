@@ -8,6 +8,7 @@ import importlib
 BENCHMARKS = {
     "batch_emulator": "bench.batch_emulator_bench",
     "host": "bench.host_bench",
+    "app": "bench.app_bench",
 }
 
 
