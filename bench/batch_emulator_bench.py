@@ -11,6 +11,7 @@ from pathlib import Path
 from azure.core.rest import HttpRequest
 
 from devstack.batch_emulator.launcher import BatchEmulatorEndpoint, start_batch_emulator
+from devstack.batch_emulator.sdk_pools import newest_verified_ubuntu, ssh_pool
 
 BASELINE_NODES = 10
 LARGE_NODES = 1000
@@ -18,36 +19,9 @@ LIST_RUNS = 3
 
 
 def _create_pool(endpoint: BatchEmulatorEndpoint, pool_id: str, nodes: int) -> None:
-    from azure.batch import models as m
-
     client = endpoint.client()
-    image = next(
-        iter(client.list_supported_images(filter="verificationType eq 'verified' and osType eq 'linux'"))
-    )
-    client.create_pool(
-        m.BatchPoolCreateOptions(
-            id=pool_id,
-            vm_size="standard_d2s_v3",
-            virtual_machine_configuration=m.VirtualMachineConfiguration(
-                image_reference=image.image_reference, node_agent_sku_id=image.node_agent_sku_id
-            ),
-            target_dedicated_nodes=nodes,
-            start_task=m.BatchStartTask(command_line="echo ready > ready.txt", wait_for_success=True),
-            network_configuration=m.NetworkConfiguration(
-                endpoint_configuration=m.BatchPoolEndpointConfiguration(
-                    inbound_nat_pools=[
-                        m.BatchInboundNatPool(
-                            name="ssh",
-                            protocol="tcp",
-                            backend_port=22,
-                            frontend_port_range_start=40000,
-                            frontend_port_range_end=41999,
-                        )
-                    ]
-                )
-            ),
-        )
-    )
+    image = newest_verified_ubuntu(client)
+    client.create_pool(ssh_pool(pool_id, image, nodes, "echo ready > ready.txt"))
 
 
 def _idle_count(endpoint: BatchEmulatorEndpoint, pool_id: str) -> int:

@@ -5,7 +5,6 @@ delete the pool. `python -m devstack.batch_emulator.walkthrough` starts its own 
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 import tempfile
 import time
@@ -15,23 +14,10 @@ from pathlib import Path
 from typing import TextIO
 
 from devstack.batch_emulator.launcher import BatchEmulatorEndpoint, start_batch_emulator
+from devstack.batch_emulator.sdk_pools import newest_verified_ubuntu, ssh_pool
 from devstack.ssh_client import generate_key, run_ssh
 
 USER = "walker"
-
-
-def newest_verified_ubuntu(client):  # -> azure.batch.models.BatchSupportedImage
-    """The verified Linux image with the highest Ubuntu version whose Batch support has not ended."""
-    now = datetime.now(UTC)
-    candidates = []
-    for image in client.list_supported_images(filter="verificationType eq 'verified' and osType eq 'linux'"):
-        match = re.search(r"ubuntu (\d+)\.(\d+)", image.node_agent_sku_id)
-        ended = image.batch_support_end_of_life is not None and image.batch_support_end_of_life <= now
-        if match and not ended:
-            candidates.append(((int(match.group(1)), int(match.group(2))), image))
-    if not candidates:
-        raise RuntimeError("list_supported_images offers no current verified Ubuntu image")
-    return max(candidates, key=lambda c: c[0])[1]
 
 
 def run_walkthrough(
@@ -49,33 +35,12 @@ def run_walkthrough(
     )
     pool_id = f"walkthrough-{uuid.uuid4().hex[:8]}"
     client.create_pool(
-        m.BatchPoolCreateOptions(
-            id=pool_id,
-            vm_size="standard_d2s_v3",
-            virtual_machine_configuration=m.VirtualMachineConfiguration(
-                image_reference=image.image_reference, node_agent_sku_id=image.node_agent_sku_id
-            ),
-            target_dedicated_nodes=nodes,
-            start_task=m.BatchStartTask(
-                command_line='echo "node $AZ_BATCH_NODE_ID of $AZ_BATCH_POOL_ID is ready"',
-                user_identity=m.UserIdentity(
-                    auto_user=m.AutoUserSpecification(scope="pool", elevation_level="admin")
-                ),
-                wait_for_success=True,
-            ),
-            network_configuration=m.NetworkConfiguration(
-                endpoint_configuration=m.BatchPoolEndpointConfiguration(
-                    inbound_nat_pools=[
-                        m.BatchInboundNatPool(
-                            name="ssh",
-                            protocol="tcp",
-                            backend_port=22,
-                            frontend_port_range_start=40000,
-                            frontend_port_range_end=40000 + max(nodes, 40) - 1,
-                        )
-                    ]
-                )
-            ),
+        ssh_pool(
+            pool_id,
+            image,
+            nodes,
+            'echo "node $AZ_BATCH_NODE_ID of $AZ_BATCH_POOL_ID is ready"',
+            elevated=True,
         )
     )
     print(f"pool {pool_id}: creating {nodes} node(s)", file=out)

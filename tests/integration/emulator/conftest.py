@@ -17,6 +17,7 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.core.rest import HttpRequest
 
 from devstack.batch_emulator.launcher import BatchEmulatorEndpoint
+from devstack.batch_emulator.sdk_pools import ssh_network
 from devstack.process import wait_until
 from devstack.ssh_client import SSH_OPTIONS, generate_key, scp_command
 
@@ -38,20 +39,7 @@ def ubuntu_image(batch_client: BatchClient) -> m.BatchSupportedImage:
 
 
 def ssh_nat_pool(start: int = 40000, end: int = 40199, rules: list | None = None) -> m.NetworkConfiguration:
-    return m.NetworkConfiguration(
-        endpoint_configuration=m.BatchPoolEndpointConfiguration(
-            inbound_nat_pools=[
-                m.BatchInboundNatPool(
-                    name="ssh",
-                    protocol="tcp",
-                    backend_port=22,
-                    frontend_port_range_start=start,
-                    frontend_port_range_end=end,
-                    network_security_group_rules=rules,
-                ),
-            ]
-        )
-    )
+    return ssh_network(start, end, rules)
 
 
 @pytest.fixture

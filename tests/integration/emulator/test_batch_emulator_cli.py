@@ -11,10 +11,9 @@ import sys
 import uuid
 from pathlib import Path
 
-from azure.batch import models as m
-
 from devstack.batch_emulator import DEV_KEY
 from devstack.batch_emulator.launcher import start_batch_emulator
+from devstack.batch_emulator.sdk_pools import newest_verified_ubuntu, ssh_pool
 from devstack.batch_emulator.walkthrough import run_walkthrough
 from devstack.process import wait_until
 
@@ -81,31 +80,8 @@ def test_sigterm_stops_ssh_servers_and_start_tasks(tmp_path: Path) -> None:
     token = f"emulator-stop-check-{uuid.uuid4().hex}"
     try:
         client = endpoint.client()
-        image = next(iter(client.list_supported_images(filter="verificationType eq 'verified'")))
-        client.create_pool(
-            m.BatchPoolCreateOptions(
-                id="long-start",
-                vm_size="standard_a1_v2",
-                target_dedicated_nodes=2,
-                virtual_machine_configuration=m.VirtualMachineConfiguration(
-                    image_reference=image.image_reference, node_agent_sku_id=image.node_agent_sku_id
-                ),
-                start_task=m.BatchStartTask(command_line=f"sleep 300 # {token}", wait_for_success=True),
-                network_configuration=m.NetworkConfiguration(
-                    endpoint_configuration=m.BatchPoolEndpointConfiguration(
-                        inbound_nat_pools=[
-                            m.BatchInboundNatPool(
-                                name="ssh",
-                                protocol="tcp",
-                                backend_port=22,
-                                frontend_port_range_start=40000,
-                                frontend_port_range_end=40099,
-                            )
-                        ]
-                    )
-                ),
-            )
-        )
+        image = newest_verified_ubuntu(client)
+        client.create_pool(ssh_pool("long-start", image, 2, f"sleep 300 # {token}", vm_size="standard_a1_v2"))
         wait_until(lambda: len(_processes_with(token)) == 2, 30, "both start tasks to run")
         nodes = list(client.list_nodes("long-start"))
         assert {n.state for n in nodes} == {"waitingforstarttask"}
