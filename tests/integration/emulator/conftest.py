@@ -161,6 +161,19 @@ def add_user(
     )
 
 
+def processes_with(token: str) -> list[int]:
+    """PIDs of the processes whose command line contains `token` (start tasks, remote commands)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if token.encode() in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
 class Tools:
     """The functions above, for test modules (they take them as the `tools` fixture)."""
 

@@ -17,6 +17,8 @@ from devstack.batch_emulator.sdk_pools import newest_verified_ubuntu, ssh_pool
 from devstack.batch_emulator.walkthrough import run_walkthrough
 from devstack.process import wait_until
 
+from .conftest import processes_with
+
 REPO = Path(__file__).resolve().parents[3]
 
 
@@ -63,18 +65,6 @@ def test_bad_timing_and_catalog_are_explained(tmp_path: Path) -> None:
     assert result.returncode == 2 and "nodeAgentSKUId" in result.stderr
 
 
-def _processes_with(token: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if token.encode() in (entry / "cmdline").read_bytes():
-                    found.append(int(entry.name))
-            except OSError:
-                continue
-    return found
-
-
 def test_sigterm_stops_ssh_servers_and_start_tasks(tmp_path: Path) -> None:
     proc, endpoint = start_batch_emulator(tmp_path, ssh_network="127.27.0.0/16")
     token = f"emulator-stop-check-{uuid.uuid4().hex}"
@@ -82,7 +72,7 @@ def test_sigterm_stops_ssh_servers_and_start_tasks(tmp_path: Path) -> None:
         client = endpoint.client()
         image = newest_verified_ubuntu(client)
         client.create_pool(ssh_pool("long-start", image, 2, f"sleep 300 # {token}", vm_size="standard_a1_v2"))
-        wait_until(lambda: len(_processes_with(token)) == 2, 30, "both start tasks to run")
+        wait_until(lambda: len(processes_with(token)) == 2, 30, "both start tasks to run")
         nodes = list(client.list_nodes("long-start"))
         assert {n.state for n in nodes} == {"waitingforstarttask"}
         ssh = nodes[0].endpoint_configuration.inbound_endpoints[0]
@@ -91,7 +81,7 @@ def test_sigterm_stops_ssh_servers_and_start_tasks(tmp_path: Path) -> None:
         proc.popen.send_signal(15)  # SIGTERM to the emulator only, not its process group
         proc.popen.wait(30)
     assert proc.popen.returncode == 0
-    wait_until(lambda: not _processes_with(token), 10, "start tasks to be gone")
+    wait_until(lambda: not processes_with(token), 10, "start tasks to be gone")
     try:
         socket.create_connection((ssh.public_ip_address, ssh.frontend_port), timeout=2).close()
         raise AssertionError("the SSH server still listens after the emulator stopped")

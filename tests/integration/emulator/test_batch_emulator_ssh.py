@@ -17,6 +17,8 @@ from azure.batch import models as m
 from devstack.process import wait_until
 from devstack.ssh_client import run_with_password
 
+from .conftest import processes_with
+
 
 @pytest.fixture
 def ssh_pool(batch_client, make_pool, wait_for_nodes):
@@ -175,20 +177,8 @@ def test_pool_delete_stops_its_ssh_servers(batch_client, ssh_pool) -> None:
             socket.create_connection((ip, port), timeout=5).close()
 
 
-def _processes_with(token: str) -> list[str]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if token.encode() in (entry / "cmdline").read_bytes():
-                    found.append(entry.name)
-            except OSError:
-                continue
-    return found
-
-
 def _remote_sleep_running(token: str) -> bool:
-    for pid in _processes_with(token):
+    for pid in processes_with(token):
         try:
             if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"sleep\0"):
                 return True
@@ -211,4 +201,4 @@ def test_client_disconnect_ends_the_remote_command(batch_client, ssh_pool, rsa_k
     finally:
         client.kill()
         client.wait()
-    wait_until(lambda: not _processes_with(token), 30, "the remote command to end")
+    wait_until(lambda: not processes_with(token), 30, "the remote command to end")
