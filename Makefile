@@ -1,7 +1,9 @@
 # Two commands for a fresh machine:  `make demo` (the main job on the dev stack) and `make test`.
 # Both install what they need first: a venv with the pinned Python packages, and Azurite from npm.
 
-PYTHON ?= python3
+# Python 3.13+ (Azure Functions runs Python 3.13 apps through azure-functions-runtime); pyenv reads
+# .python-version, so `python3.13` resolves on machines that manage Pythons with pyenv.
+PYTHON ?= python3.13
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
@@ -11,7 +13,8 @@ STAMP := $(VENV)/.installed
 setup: $(STAMP) node_modules/.package-lock.json
 
 $(STAMP): requirements.txt requirements-dev.txt
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 13))' || { echo 'needs Python 3.13+ (set PYTHON=...)'; exit 1; }
+	$(PY) -c 'import sys; sys.exit(sys.version_info < (3, 13))' 2>/dev/null || { rm -rf $(VENV); $(PYTHON) -m venv $(VENV); }
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $(STAMP)
 

@@ -12,7 +12,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 import azure.functions as func
 from azure.functions import _abc
@@ -25,7 +25,7 @@ T = TypeVar("T")
 RETURN = "$return"
 
 
-class Out(func.Out[T], Generic[T]):
+class Out[T](func.Out[T]):
     """The value an output binding parameter was set to."""
 
     def __init__(self) -> None:

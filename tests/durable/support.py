@@ -10,7 +10,7 @@ import inspect
 import logging
 from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import azure.durable_functions as df
 from azure.functions import meta
@@ -18,7 +18,6 @@ from azure.functions.durable_functions import ActivityTriggerConverter
 
 from devstack.functions_host.durable.engine import ActivityInvoker, DurableEngine, OrchestratorHandle
 
-T = TypeVar("T")
 TEST_TIMEOUT = 120
 
 
@@ -64,7 +63,7 @@ def _activity(user_function: Callable, argument: str) -> ActivityInvoker:
     return invoke
 
 
-def run(coro: Coroutine[Any, Any, T], timeout: float = TEST_TIMEOUT) -> T:
+def run[T](coro: Coroutine[Any, Any, T], timeout: float = TEST_TIMEOUT) -> T:
     """Run a test coroutine to completion (no pytest-asyncio here)."""
     return asyncio.run(asyncio.wait_for(coro, timeout))
 
