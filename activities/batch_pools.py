@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 NODE_FIELDS = ["id", "state", "startTaskInfo", "errors", "endpointConfiguration"]
 
 
-def select_pool_image(payload: dict[str, Any]) -> dict[str, Any]:
+def select_pool_image(payload: dict) -> dict[str, Any]:
     """Resolve the request's image against the live `list_supported_images` answer."""
     catalog = [image.as_dict() for image in batch_client(settings()).list_supported_images()]
     try:
@@ -34,7 +34,7 @@ def select_pool_image(payload: dict[str, Any]) -> dict[str, Any]:
     return {"ok": True, "image": image}
 
 
-def create_pool(payload: dict[str, Any]) -> dict[str, Any]:
+def create_pool(payload: dict) -> dict[str, Any]:
     """Create the pool; an existing pool with the same spec is success, one with another spec is an error."""
     request, image = payload["request"], payload["image"]
     client = batch_client(settings())
@@ -68,7 +68,7 @@ def _nodes(client: Any, pool_id: str) -> list[dict[str, Any]]:
     return [n.as_dict() for n in client.list_nodes(pool_id, select=NODE_FIELDS)]
 
 
-def poll_pool(payload: dict[str, Any]) -> dict[str, Any]:
+def poll_pool(payload: dict) -> dict[str, Any]:
     """A compact snapshot of the pool and its nodes (see provisioning.nodes.summarize_pool)."""
     client = batch_client(settings())
     pool_id = payload["poolId"]
@@ -80,7 +80,7 @@ def poll_pool(payload: dict[str, Any]) -> dict[str, Any]:
     return summarize_pool(pool, nodes, include_usable=bool(payload.get("includeUsable")))
 
 
-def delete_pool(payload: dict[str, Any]) -> dict[str, Any]:
+def delete_pool(payload: dict) -> dict[str, Any]:
     """Start deleting the pool (asynchronous in Batch); a pool already gone or going is fine."""
     client = batch_client(settings())
     try:
@@ -94,7 +94,7 @@ def delete_pool(payload: dict[str, Any]) -> dict[str, Any]:
     return {"deleted": True, "alreadyGone": False}
 
 
-def list_pool_node_ids(payload: dict[str, Any]) -> dict[str, Any]:
+def list_pool_node_ids(payload: dict) -> dict[str, Any]:
     """Ids of every node in the pool; a missing pool has none."""
     client = batch_client(settings())
     try:
@@ -111,7 +111,7 @@ def _endpoint_from_node(node: dict[str, Any]) -> tuple[str, int] | None:
     return None
 
 
-def gather_ssh_endpoints(payload: dict[str, Any]) -> dict[str, Any]:
+def gather_ssh_endpoints(payload: dict) -> dict[str, Any]:
     """Each node's SSH address: from list_nodes' endpoint configuration, else its remote login settings."""
     client = batch_client(settings())
     pool_id, wanted = payload["poolId"], set(payload["nodeIds"])

@@ -16,7 +16,7 @@ bp = df.Blueprint()
 log = logging.getLogger(__name__)
 
 
-def write_connection_records(payload: dict[str, Any]) -> dict[str, Any]:
+def write_connection_records(payload: dict) -> dict[str, Any]:
     """Upsert a record per granted (node, user) with its SSH endpoint (transactions of <= 100 a partition)."""
     records = build_records(
         pool_id=payload["poolId"],
@@ -31,7 +31,7 @@ def write_connection_records(payload: dict[str, Any]) -> dict[str, Any]:
     return {"written": written}
 
 
-def find_expired_records(payload: dict[str, Any]) -> dict[str, Any]:
+def find_expired_records(payload: dict) -> dict[str, Any]:
     """Active records whose expiry is at or before `now` (at most `limit`), as keys and what to delete."""
     found = ConnectionRecords(settings()).expired(
         parse_timestamp(payload["now"]), int(payload.get("limit", 1000))
@@ -50,7 +50,7 @@ def find_expired_records(payload: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def mark_records(payload: dict[str, Any]) -> dict[str, Any]:
+def mark_records(payload: dict) -> dict[str, Any]:
     """Set a state (expired, revoked) on the given records that are still active."""
     keys = [(k[0], k[1]) for k in payload["keys"]]
     marked = ConnectionRecords(settings()).mark(keys, payload["state"], parse_timestamp(payload["at"]))
@@ -58,7 +58,7 @@ def mark_records(payload: dict[str, Any]) -> dict[str, Any]:
     return {"marked": marked}
 
 
-def mark_user_records(payload: dict[str, Any]) -> dict[str, Any]:
+def mark_user_records(payload: dict) -> dict[str, Any]:
     """Set a state on every active record of one user on one pool (except on nodes where deletion failed)."""
     marked = ConnectionRecords(settings()).mark_user(
         payload["poolId"],

@@ -14,7 +14,7 @@ bp = df.Blueprint()
 log = logging.getLogger(__name__)
 
 
-def publish_pool_event(payload: dict[str, Any]) -> dict[str, Any]:
+def publish_pool_event(payload: dict) -> dict[str, Any]:
     """Send the event as a JSON message. Delivery is at least once: consumers dedupe on `eventId`."""
     EventPublisher(settings()).publish(payload)
     log.info("published %s for pool %s", payload.get("type"), payload.get("poolId"))

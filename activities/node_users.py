@@ -64,7 +64,7 @@ def _create_or_replace(
     return "replaced"
 
 
-def create_node_users(payload: dict[str, Any]) -> dict[str, Any]:
+def create_node_users(payload: dict) -> dict[str, Any]:
     """Create every user of the request on one node; `users` in the result says, per user, what happened."""
     config = settings()
     client = batch_client(config)
@@ -93,7 +93,7 @@ def create_node_users(payload: dict[str, Any]) -> dict[str, Any]:
     return {"nodeId": node_id, "users": results}
 
 
-def delete_node_users(payload: dict[str, Any]) -> dict[str, Any]:
+def delete_node_users(payload: dict) -> dict[str, Any]:
     """Delete users from one node; a user, node or pool that is already gone counts as done."""
     client = batch_client(settings())
     pool_id, node_id = payload["poolId"], payload["nodeId"]

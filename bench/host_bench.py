@@ -6,18 +6,19 @@ the engine built."""
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import os
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from devstack.functions_host.app_loader import load_app
 from devstack.functions_host.durable.engine import DurableEngine
-from devstack.functions_host.durable_bridge import DURABLE_STORE, orchestrator_handle
+from devstack.functions_host.durable_bridge import DURABLE_STORE
 from devstack.functions_host.host_config import load_host_config
 from devstack.functions_host.launcher import HostEndpoint, start_functions_host
 
@@ -76,6 +77,17 @@ def _time_replay(handle, context_json: str) -> float:
     return statistics.median(timings)
 
 
+def _app_functions(app_dir: Path) -> dict[str, tuple[str, object]]:
+    """The app's functions called directly, as the baseline (no host, no runtime): name -> (trigger
+    parameter name, user function)."""
+    sys.path.insert(0, str(app_dir))
+    module = importlib.import_module("function_app")
+    return {
+        f.get_function_name(): (f.get_trigger().name, f.get_user_function())
+        for f in module.app.get_functions()
+    }
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="host-bench-") as tmp:
         app_dir = Path(tmp) / "app"
@@ -85,8 +97,8 @@ def main() -> None:
         os.environ["RECORD_DIR"] = str(records)
         config = load_host_config(app_dir)
         workers = config.durable.max_concurrent_activities
-        specs = {s.name: s for s in load_app(app_dir)}
-        activity = specs["work_item"].user_function
+        functions = _app_functions(app_dir)
+        activity = functions["work_item"][1]
         process, endpoint = start_functions_host(
             app_dir, env={"RECORD_DIR": str(records), "PYTHONDONTWRITEBYTECODE": "1"}, data_dir=data_dir
         )
@@ -100,9 +112,9 @@ def main() -> None:
         finally:
             process.stop()
         handles = {
-            name: orchestrator_handle(spec)
-            for name, spec in specs.items()
-            if spec.trigger_type == "orchestrationTrigger"
+            name: (lambda text, arg=arg, fn=fn: fn(**{arg: text}))
+            for name, (arg, fn) in functions.items()
+            if name in ("fan_out",)
         }
         name, context = asyncio.run(
             _replay_context(data_dir, config.durable.hub_name, handles, "bench-replay")

@@ -1,4 +1,5 @@
-"""`python -m devstack.functions_host --app-dir DIR`: run a Functions app on loopback until SIGTERM/SIGINT."""
+"""`python -m devstack.functions_host --app-dir DIR`: run a Functions app on loopback until SIGTERM/SIGINT;
+with `--check`, only have Azure's Python runtime index and load the app, list its functions and exit."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ import signal
 import sys
 from pathlib import Path
 
+from devstack.functions_host.host_bindings import check_supported
 from devstack.functions_host.server import FunctionsHost, check_loopback
 from devstack.functions_host.settings import SettingsError, apply_settings, load_local_settings
+from devstack.functions_host.worker import AppLoadError, PythonWorker
 
 DEFAULT_PORT = 7071
 
@@ -30,6 +33,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--data-dir", type=Path, help="keys, timer status and durable store (default: APP_DIR/.devstack)"
+    )
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="index and load the app through azure-functions-runtime, list its functions, exit (0: accepted)",
     )
     args = parser.parse_args(argv)
     try:
@@ -52,6 +60,23 @@ def configure_logging() -> None:
     )
     for noisy in ("azure", "aiohttp.access", "asyncio"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+async def check(app_dir: Path) -> int:
+    """Index and load the app as Azure would, print its functions; 1 with the runtime's message if refused."""
+    worker = PythonWorker()
+    try:
+        specs = await worker.start(app_dir)
+        check_supported(specs)
+    except AppLoadError as exc:
+        print(f"functions-host: error: {exc}", file=sys.stderr, flush=True)
+        return 1
+    finally:
+        worker.stop()
+    print(f"azure-functions-runtime accepted {len(specs)} functions:")
+    for spec in specs:
+        print(f"  {spec.name}: {spec.trigger_type}")
+    return 0
 
 
 async def serve(host: FunctionsHost) -> int:
@@ -87,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"functions-host: error: {exc}", file=sys.stderr)
         return 1
     apply_settings(settings.values)
+    if args.check:
+        return asyncio.run(check(app_dir))
     port = args.port if args.port is not None else settings.local_http_port or DEFAULT_PORT
     host = FunctionsHost(app_dir, host=args.host, port=port, data_dir=args.data_dir)
     return asyncio.run(serve(host))

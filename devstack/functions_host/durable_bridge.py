@@ -1,25 +1,19 @@
-"""Connect the app's durable functions to the durable engine: orchestrator handles called with the context
-JSON as the worker calls them, activities decoded and encoded with the SDK's activity codec, and the
-durableClient binding JSON that points the SDK client at this host."""
+"""Connect the app's durable functions to the durable engine: orchestrator episodes and activity calls go to
+the Python runtime as the Durable extension sends them (the orchestration context as a string, activity
+input as JSON), and the durableClient binding JSON points the SDK client at this host."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from azure.functions import meta
-from azure.functions.durable_functions import ActivityTriggerConverter
-
-from devstack.functions_host.app_loader import (
-    ACTIVITY_TRIGGER,
-    ORCHESTRATION_TRIGGER,
-    BindingSpec,
-    FunctionSpec,
-)
+from devstack.functions_host.host_bindings import ACTIVITY_TRIGGER, ORCHESTRATION_TRIGGER
 from devstack.functions_host.host_config import DurableSettings
 from devstack.functions_host.invocation import Invoker
+from devstack.functions_host.worker import BindingSpec, FunctionSpec
 
 if TYPE_CHECKING:
     from devstack.functions_host.durable.engine import DurableEngine
@@ -34,35 +28,33 @@ def uses_durable(specs: list[FunctionSpec]) -> bool:
     )
 
 
-def orchestrator_handle(spec: FunctionSpec) -> Callable[[str], str]:
-    """context JSON text -> result JSON text, by calling the SDK-wrapped orchestrator as the worker does
-    (keyword argument named after the trigger binding). The engine logs each episode."""
-    handle = spec.user_function
-    argument = spec.trigger.name
+def _json_text(returned) -> str:
+    kind = returned.WhichOneof("data") if returned is not None else None
+    return "null" if kind is None else str(getattr(returned, kind))
+
+
+def orchestrator_handle(
+    spec: FunctionSpec, invoker: Invoker, loop: asyncio.AbstractEventLoop
+) -> Callable[[str], str]:
+    """context JSON text -> the orchestrator's answer JSON text, called from an episode thread: the
+    invocation runs on the host's loop (the runtime runs the orchestrator on its thread pool); what the
+    orchestrator raised comes back as FunctionFailed. The engine logs each episode."""
+    protos = invoker.protos
 
     def run_episode(context_json: str) -> str:
-        return handle(**{argument: context_json})
+        invocation = invoker.invoke(spec, protos.TypedData(string=context_json), summary=False)
+        return _json_text(asyncio.run_coroutine_threadsafe(invocation, loop).result())
 
     return run_episode
 
 
-def decode_activity_input(input_json: str | None) -> Any:
-    """The activity's argument, decoded as the worker's activity trigger converter decodes it."""
-    text = "null" if input_json is None else input_json
-    return ActivityTriggerConverter.decode(meta.Datum(type="json", value=text), trigger_metadata=None)
-
-
-def encode_activity_result(result: Any) -> str:
-    """The activity's return value as JSON text (the durable codec), or ValueError if not serializable."""
-    return ActivityTriggerConverter.encode(result, expected_type=None).value
-
-
 def activity_invoker(spec: FunctionSpec, invoker: Invoker) -> Callable[[str], Awaitable[str]]:
-    """input JSON text -> result JSON text; raises what the activity raised. The engine logs each call."""
+    """input JSON text -> result JSON text; raises what the runtime reported. The engine logs each call."""
+    protos = invoker.protos
 
-    async def run_activity(input_json: str) -> str:
-        value = decode_activity_input(input_json)
-        return await invoker.invoke(spec, value, finish=encode_activity_result, summary=False)
+    async def run_activity(input_json: str | None) -> str:
+        data = protos.TypedData(json="null" if input_json is None else input_json)
+        return _json_text(await invoker.invoke(spec, data, summary=False))
 
     return run_activity
 
@@ -82,7 +74,9 @@ def build_engine(
         store_path=Path(data_dir) / DURABLE_STORE,
         task_hub=settings.hub_name,
         orchestrators={
-            s.name: orchestrator_handle(s) for s in specs if s.trigger_type == ORCHESTRATION_TRIGGER
+            s.name: orchestrator_handle(s, invoker, asyncio.get_running_loop())
+            for s in specs
+            if s.trigger_type == ORCHESTRATION_TRIGGER
         },
         activities={
             s.name: activity_invoker(s, invoker) for s in specs if s.trigger_type == ACTIVITY_TRIGGER

@@ -1,24 +1,25 @@
 """HTTP triggers: route requests under the route prefix to functions by template and method, enforce
-authLevel with the host keys, build a real `func.HttpRequest`, and send back the function's response."""
+authLevel with the host keys, send the request to the Python runtime as the protocol's RpcHttp, and answer
+with the RpcHttp (or other TypedData) it returns; a failed invocation answers 500 with an empty body."""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
-import azure.functions as func
 from aiohttp import web
-from azure.functions import _abc
-from azure.functions.http import HttpRequest, HttpResponseConverter
 from multidict import CIMultiDict
 
-from devstack.functions_host.app_loader import HTTP_TRIGGER, FunctionSpec
+from devstack.functions_host.host_bindings import HTTP_TRIGGER
 from devstack.functions_host.invocation import Invoker
 from devstack.functions_host.keys import AUTH_LEVELS, FUNCTION, HostKeys, presented_key
 from devstack.functions_host.routes import RouteError, RouteTemplate, parse_route
+from devstack.functions_host.worker import FunctionSpec
 
 MAX_BODY_BYTES = 100 * 1024 * 1024
 _HOP_HEADERS = {"content-length", "transfer-encoding", "connection"}
+_CONTENT_TYPES = {"string": "text/plain; charset=utf-8", "json": "application/json"}
 
 
 @dataclass(frozen=True)
@@ -110,24 +111,24 @@ class HttpTriggers:
             return web.Response(
                 status=401, text="a valid function key is required (?code= or x-functions-key)\n"
             )
-        req = HttpRequest(
-            method=request.method.upper(),
-            url=str(request.url),
-            headers=_joined(request.headers),
-            params=_joined(request.query),
-            route_params=route_params,
-            body_type="bytes",
-            body=await request.read(),
+        protos = self._invoker.protos
+        request_data = protos.TypedData(
+            http=protos.RpcHttp(
+                method=request.method.upper(),
+                url=str(request.url),
+                headers=_joined(request.headers),
+                query=_joined(request.query),
+                params=route_params,
+                body=protos.TypedData(bytes=await request.read()),
+            )
         )
         try:
-            return await self._invoker.invoke(
-                route.spec,
-                req,
-                finish=to_web_response,
-                describe=lambda r: f"status={r.status}",
+            returned = await self._invoker.invoke(
+                route.spec, request_data, describe=lambda r: f"status={response_status(r)}"
             )
         except Exception:
             return web.Response(status=500)
+        return to_web_response(returned)
 
 
 def _joined(pairs) -> dict[str, str]:
@@ -137,20 +138,56 @@ def _joined(pairs) -> dict[str, str]:
     return merged
 
 
-def to_web_response(result: object) -> web.Response:
-    """The HTTP answer for a function's return value, encoded as the worker encodes it."""
-    if result is None:
-        return web.Response(status=204)
-    if isinstance(result, str):
-        result = func.HttpResponse(result)
-    if not isinstance(result, _abc.HttpResponse):
-        raise TypeError(f"an HTTP function returned {type(result).__name__}; return func.HttpResponse or str")
-    datum = HttpResponseConverter.encode(result, expected_type=None).value
-    headers: CIMultiDict[str] = CIMultiDict()
-    for name, value in datum["headers"].items():
-        if name.lower() not in _HOP_HEADERS:
-            headers.add(name, value.value)
-    for cookie in datum.get("cookies") or []:
-        for morsel in cookie.values():
-            headers.add("Set-Cookie", morsel.OutputString())
-    return web.Response(status=int(datum["status_code"].value), headers=headers, body=datum["body"].value)
+def response_status(returned: Any) -> int:
+    """The status code the host answers for a function's `$return` TypedData."""
+    if returned is not None and returned.WhichOneof("data") == "http":
+        return int(returned.http.status_code or 200)
+    return 200
+
+
+def to_web_response(returned: Any) -> web.Response:
+    """The HTTP answer for the `$return` TypedData: an RpcHttp as given (status, headers, cookies, body);
+    any other value is a 200 whose body is that value."""
+    if returned is not None and returned.WhichOneof("data") == "http":
+        http = returned.http
+        headers: CIMultiDict[str] = CIMultiDict()
+        for name, value in http.headers.items():
+            if name.lower() not in _HOP_HEADERS:
+                headers.add(name, value)
+        for cookie in http.cookies:
+            headers.add("Set-Cookie", _cookie_header(cookie))
+        return web.Response(status=response_status(returned), headers=headers, body=_body_bytes(http.body))
+    kind = returned.WhichOneof("data") if returned is not None else None
+    content_type = _CONTENT_TYPES.get(kind, "application/octet-stream")
+    return web.Response(status=200, body=_body_bytes(returned), headers={"Content-Type": content_type})
+
+
+def _body_bytes(data: Any) -> bytes:
+    kind = data.WhichOneof("data") if data is not None else None
+    if kind is None:
+        return b""
+    value = getattr(data, kind)
+    if isinstance(value, bytes):
+        return value
+    return str(value).encode("utf-8")
+
+
+def _cookie_header(cookie: Any) -> str:
+    parts = [f"{cookie.name}={cookie.value}"]
+    if cookie.domain.WhichOneof("string"):
+        parts.append(f"Domain={cookie.domain.value}")
+    if cookie.path.WhichOneof("string"):
+        parts.append(f"Path={cookie.path.value}")
+    if cookie.max_age.WhichOneof("double"):
+        parts.append(f"Max-Age={int(cookie.max_age.value)}")
+    if cookie.expires.WhichOneof("timestamp"):
+        moment = cookie.expires.value.ToDatetime()
+        parts.append("Expires=" + moment.strftime("%a, %d %b %Y %H:%M:%S GMT"))
+    if cookie.secure.WhichOneof("bool") and cookie.secure.value:
+        parts.append("Secure")
+    if cookie.http_only.WhichOneof("bool") and cookie.http_only.value:
+        parts.append("HttpOnly")
+    same_site = {1: "Lax", 2: "Strict", 3: "None"}.get(cookie.same_site)
+    if same_site:
+        parts.append(f"SameSite={same_site}")
+    return "; ".join(parts)

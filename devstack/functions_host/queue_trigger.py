@@ -7,13 +7,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from azure.core.exceptions import AzureError
-from azure.functions.queue import QueueMessage as FunctionQueueMessage
 from azure.storage.queue import QueueMessage
 
-from devstack.functions_host.app_loader import FunctionSpec
 from devstack.functions_host.host_config import QueueSettings
 from devstack.functions_host.invocation import Invoker
 from devstack.functions_host.queue_storage import (
@@ -24,6 +22,7 @@ from devstack.functions_host.queue_storage import (
     decode_content,
 )
 from devstack.functions_host.settings import resolve_setting_refs
+from devstack.functions_host.worker import FunctionSpec
 
 MIN_POLLING_INTERVAL = timedelta(milliseconds=100)
 RECEIVE_VISIBILITY = timedelta(minutes=10)
@@ -139,7 +138,9 @@ class QueueListener:
         keeper = asyncio.create_task(self._keep_invisible(message, receipt))
         succeeded = False
         try:
-            await self._invoker.invoke(self.spec, self._function_message(message, body))
+            await self._invoker.invoke(
+                self.spec, self._message_data(body), trigger_metadata=self._message_metadata(message)
+            )
             succeeded = True
         except asyncio.CancelledError:
             await asyncio.shield(self._release(message, receipt, timedelta(0)))
@@ -159,17 +160,24 @@ class QueueListener:
         else:
             await self._release(message, receipt, self._settings.visibility_timeout)
 
-    @staticmethod
-    def _function_message(message: QueueMessage, body: str | bytes) -> FunctionQueueMessage:
-        return FunctionQueueMessage(
-            id=message.id,
-            body=body,
-            dequeue_count=message.dequeue_count,
-            expiration_time=message.expires_on,
-            insertion_time=message.inserted_on,
-            time_next_visible=message.next_visible_on,
-            pop_receipt=message.pop_receipt,
-        )
+    def _message_data(self, body: str | bytes) -> object:
+        """The message body as the host sends it: a string when it is text, else bytes."""
+        protos = self._invoker.protos
+        return protos.TypedData(string=body) if isinstance(body, str) else protos.TypedData(bytes=body)
+
+    def _message_metadata(self, message: QueueMessage) -> dict[str, object]:
+        """The queue trigger's metadata (Id, DequeueCount, times, PopReceipt) as the host sends it."""
+        protos = self._invoker.protos
+        texts = {
+            "Id": message.id,
+            "PopReceipt": message.pop_receipt,
+            "InsertionTime": _iso(message.inserted_on),
+            "ExpirationTime": _iso(message.expires_on),
+            "NextVisibleTime": _iso(message.next_visible_on),
+        }
+        metadata = {k: protos.TypedData(string=v) for k, v in texts.items() if v is not None}
+        metadata["DequeueCount"] = protos.TypedData(json=str(message.dequeue_count or 1))
+        return metadata
 
     async def _keep_invisible(self, message: QueueMessage, receipt: list[str]) -> None:
         """Renew the message's invisibility at half its timeout while the function runs."""
@@ -213,3 +221,7 @@ class QueueListener:
             await step
         except AzureError as exc:
             self._log.warning("%s: %s failed: %s", self._what, what, type(exc).__name__)
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None

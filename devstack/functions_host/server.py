@@ -1,26 +1,19 @@
-"""The host itself: load the app, serve HTTP triggers and the durable API with aiohttp on loopback, run
-queue listeners, timers and the durable engine, and stop them all cleanly."""
+"""The host itself: start the Python worker on the app (Azure's runtime indexes and loads it), serve HTTP
+triggers and the durable API with aiohttp on loopback, run queue listeners, timers and the durable engine,
+and stop them all cleanly."""
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
 import logging
-import os
 import socket
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from aiohttp import web
 
-from devstack.functions_host.app_loader import (
-    HTTP_TRIGGER,
-    QUEUE_TRIGGER,
-    TIMER_TRIGGER,
-    FunctionSpec,
-    load_app,
-)
 from devstack.functions_host.durable_bridge import build_engine, client_binding_factory, uses_durable
+from devstack.functions_host.host_bindings import HTTP_TRIGGER, QUEUE_TRIGGER, TIMER_TRIGGER, check_supported
 from devstack.functions_host.host_config import HostConfig, load_host_config
 from devstack.functions_host.http_trigger import MAX_BODY_BYTES, HttpTriggers, build_routes
 from devstack.functions_host.invocation import Invoker
@@ -28,6 +21,7 @@ from devstack.functions_host.keys import HostKeys, load_or_create_keys, presente
 from devstack.functions_host.queue_storage import QueueClients
 from devstack.functions_host.queue_trigger import QueueListener
 from devstack.functions_host.timer_trigger import TimerRunner, TimerStatusStore
+from devstack.functions_host.worker import FunctionSpec, PythonWorker
 
 DATA_DIR_NAME = ".devstack"
 READY_PREFIX = "functions-host ready at"
@@ -48,13 +42,6 @@ def check_loopback(host: str) -> str:
 
 def default_data_dir(app_dir: Path) -> Path:
     return Path(app_dir) / DATA_DIR_NAME
-
-
-def _thread_count() -> int:
-    configured = os.environ.get("PYTHON_THREADPOOL_THREAD_COUNT", "")
-    if configured.isdigit() and int(configured) > 0:
-        return int(configured)
-    return min(32, (os.cpu_count() or 1) + 4)
 
 
 class FunctionsHost:
@@ -79,7 +66,7 @@ class FunctionsHost:
         self.keys: HostKeys | None = None
         self.engine = None
         self.http: HttpTriggers | None = None
-        self._executor: ThreadPoolExecutor | None = None
+        self.worker: PythonWorker | None = None
         self._queues = QueueClients()
         self._listeners: list[QueueListener] = []
         self._timers: list[TimerRunner] = []
@@ -94,17 +81,17 @@ class FunctionsHost:
 
     async def start(self) -> None:
         self.config = load_host_config(self.app_dir)
-        self.specs = load_app(self.app_dir)
+        self.worker = PythonWorker(self.host)
+        self.specs = await self.worker.start(self.app_dir)
+        check_supported(self.specs)
         routes = build_routes(self.specs)
         self._bind()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.keys = load_or_create_keys(self.data_dir)
-        self._executor = ThreadPoolExecutor(max_workers=_thread_count(), thread_name_prefix="function")
         invoker = Invoker(
-            executor=self._executor,
+            worker=self.worker,
             queues=self._queues,
             queue_encoding=self.config.queues.message_encoding,
-            function_directory=str(self.app_dir),
             logger=self.log,
         )
         by_type = {t: [s for s in self.specs if s.trigger_type == t] for t in (QUEUE_TRIGGER, TIMER_TRIGGER)}
@@ -211,8 +198,8 @@ class FunctionsHost:
             except Exception:
                 self.log.exception("stopping the durable engine failed")
         await self._queues.close()
-        if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
+        if self.worker is not None:
+            self.worker.stop()
 
 
 async def _finish(tasks: list[asyncio.Task], timeout: float) -> None:

@@ -11,14 +11,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from azure.functions import meta
-from azure.functions.timer import TimerRequestConverter
 from croniter import croniter
 
-from devstack.functions_host.app_loader import FunctionSpec
 from devstack.functions_host.invocation import Invoker
 from devstack.functions_host.settings import resolve_setting_refs
 from devstack.functions_host.timespan import looks_like_timespan, parse_timespan
+from devstack.functions_host.worker import FunctionSpec
 
 TIMERS_FILE = "timers.json"
 MONITOR_THRESHOLD = timedelta(minutes=1)
@@ -173,12 +171,10 @@ class TimerRunner:
             else None,
             "IsPastDue": past_due,
         }
-        request = TimerRequestConverter.decode(
-            meta.Datum(type="json", value=json.dumps(info)), trigger_metadata={}
-        )
+        timer_data = self._invoker.protos.TypedData(json=json.dumps(info))
         try:
             await self._invoker.invoke(
-                self.spec, request, describe=lambda _: f"past_due={str(past_due).lower()}"
+                self.spec, timer_data, describe=lambda _: f"past_due={str(past_due).lower()}"
             )
         except Exception:
             pass

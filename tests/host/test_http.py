@@ -81,8 +81,14 @@ def test_the_functions_response_comes_back_as_it_is(http_host: RunningHost) -> N
     assert headers["Set-Cookie"].startswith("session=abc")
 
 
-def test_returning_none_answers_204(http_host: RunningHost) -> None:
-    assert http_host.endpoint.request("DELETE", "/api/nothing")[0] == 204
+@pytest.mark.parametrize(("method", "path"), [("DELETE", "/api/nothing"), ("GET", "/api/a-dict")])
+def test_returning_something_other_than_a_response_fails_as_the_runtime_fails_it(
+    http_host: RunningHost, method: str, path: str
+) -> None:
+    """azure-functions-runtime cannot encode None or a dict for the http $return binding: the invocation
+    fails, so the host answers 500 (as on Azure), and the log names the runtime's error."""
+    assert http_host.endpoint.request(method, path)[0] == 500
+    assert "unable to encode outgoing TypedData" in http_host.log()
 
 
 def test_an_exception_answers_500_without_details_and_is_logged(http_host: RunningHost) -> None:

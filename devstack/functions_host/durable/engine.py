@@ -649,7 +649,8 @@ class DurableEngine:
                 utcnow(),
                 TaskScheduledId=work.task_id,
                 Reason=str(exc) or type(exc).__name__,
-                Details="".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+                Details=getattr(exc, "details", None)
+                or "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
             )
         self._log.info(
             "durable activity function=%s instance=%s task=%d duration_ms=%.1f outcome=%s",

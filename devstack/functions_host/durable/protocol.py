@@ -141,13 +141,16 @@ def run_orchestrator(handle: Callable[[str], str], context_json: str) -> Orchest
     """Call the SDK handle and read its answer; an exception becomes a failed answer.
 
     The SDK raises `Exception("msg\\n\\n$OutOfProcData$:{state}")` when the orchestrator raises: the message
-    is the part before the marker, the state (custom status) the JSON after it."""
+    is the part before the marker, the state (custom status) the JSON after it. An exception with a
+    `details` attribute (the runtime's stack trace) gives the details; else its own traceback does."""
     try:
         text = handle(context_json)
     except Exception as exc:  # the user's orchestrator (or the SDK replaying it) failed
         message, state = _split_failure(str(exc))
         cause = exc.__cause__ or exc
-        details = "".join(traceback.format_exception(type(cause), cause, cause.__traceback__))
+        details = getattr(exc, "details", None) or "".join(
+            traceback.format_exception(type(cause), cause, cause.__traceback__)
+        )
         return OrchestratorAnswer(
             is_done=True,
             error=message or type(cause).__name__,

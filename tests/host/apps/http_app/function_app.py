@@ -75,7 +75,24 @@ def settings(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
     )
 
 
+@app.route(route="threads", methods=["GET"])
+def threads(req: func.HttpRequest) -> func.HttpResponse:
+    """Where a sync function runs: the runtime's own thread pool, and its size."""
+    import threading
+
+    import azure_functions_runtime
+
+    pool = azure_functions_runtime.get_threadpool_executor()
+    in_pool = threading.current_thread().name.startswith(pool._thread_name_prefix + "_")
+    return _json({"max_workers": pool._max_workers, "in_runtime_pool": in_pool})
+
+
 @app.function_name("renamed_function")
 @app.route(route="nothing", methods=["DELETE"])
-def returns_nothing(req: func.HttpRequest) -> None:
+def returns_nothing(req: func.HttpRequest):
     return None
+
+
+@app.route(route="a-dict", methods=["GET"])
+def returns_a_dict(req: func.HttpRequest):
+    return {"not": "an HttpResponse"}
