@@ -8,6 +8,7 @@ import sys
 import threading
 from pathlib import Path
 
+from devstack.process import ServiceExitedError
 from devstack.stack import REPO_ROOT, running_stack
 
 DEFAULT_DATA_DIR = REPO_ROOT / ".devstack"
@@ -64,7 +65,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     demo.set_defaults(run=cmd_demo)
     args = parser.parse_args(argv)
-    return args.run(args)
+    try:
+        return args.run(args)
+    except ServiceExitedError as exc:  # e.g. Azure's Python runtime refused the app: say why, exit 1
+        print(f"devstack: error: {exc}", file=sys.stderr, flush=True)
+        return 1
 
 
 if __name__ == "__main__":

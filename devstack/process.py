@@ -49,6 +49,10 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str, interva
         time.sleep(interval)
 
 
+class ServiceExitedError(RuntimeError):
+    """A service of the dev stack exited before it was ready; the message ends with its log's tail."""
+
+
 @dataclass
 class ManagedProcess:
     """A child process started by the dev stack, with its log file; stopped by its PID only."""
@@ -73,7 +77,7 @@ class ManagedProcess:
     def wait_ready(self, condition: Callable[[], bool], timeout: float = 60) -> None:
         def ready() -> bool:
             if not self.alive():
-                raise RuntimeError(
+                raise ServiceExitedError(
                     f"{self.name} exited with code {self.popen.returncode} before it was ready:\n"
                     + self.log_tail()
                 )
