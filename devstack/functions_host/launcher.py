@@ -31,11 +31,13 @@ DURABLE_WEBHOOK = "/runtime/webhooks/durabletask"
 
 @dataclass
 class HostEndpoint:
-    """A running host: `url` (no trailing slash), the function `key` and the `master_key`."""
+    """A running host: `url` (no trailing slash), the function `key`, the `master_key` and the durable
+    API's `system_key`."""
 
     url: str
     key: str
     master_key: str
+    system_key: str
     data_dir: Path
 
     def request(
@@ -74,7 +76,8 @@ class HostEndpoint:
     def instance_status(self, instance_id: str, **query: str) -> dict | None:
         """The public durable status API's answer for one instance (None when unknown)."""
         suffix = "".join(f"&{k}={quote(str(v))}" for k, v in query.items())
-        path = f"{DURABLE_WEBHOOK}/instances/{quote(instance_id, safe='')}?code={quote(self.key)}{suffix}"
+        instance = quote(instance_id, safe="")
+        path = f"{DURABLE_WEBHOOK}/instances/{instance}?code={quote(self.system_key)}{suffix}"
         status, _, body = self.request("GET", path, key=False)
         if status == 404:
             return None
@@ -138,5 +141,11 @@ def start_functions_host(
         raise
     keys = read_keys(keys_path(data_dir))
     process.info.update(url=url)
-    endpoint = HostEndpoint(url=url, key=keys.function_key, master_key=keys.master_key, data_dir=data_dir)
+    endpoint = HostEndpoint(
+        url=url,
+        key=keys.function_key,
+        master_key=keys.master_key,
+        system_key=keys.durable_key,
+        data_dir=data_dir,
+    )
     return process, endpoint

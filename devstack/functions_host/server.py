@@ -153,13 +153,13 @@ class FunctionsHost:
             self.specs, invoker=invoker, settings=self.config.durable, data_dir=self.data_dir, logger=self.log
         )
         await self.engine.start()
-        add_durable_routes(app, self.engine, check_key=self._durable_key_ok, key=self.keys.function_key)
+        add_durable_routes(app, self.engine, check_key=self._durable_key_ok, key=self.keys.durable_key)
         return client_binding_factory(
-            base_url=self.base_url, default_hub=self.config.durable.hub_name, key=self.keys.function_key
+            base_url=self.base_url, default_hub=self.config.durable.hub_name, key=self.keys.durable_key
         )
 
     def _durable_key_ok(self, request: web.Request) -> bool:
-        return self.keys.is_host_key(presented_key(request.query, request.headers))
+        return self.keys.allows_durable_api(presented_key(request.query, request.headers))
 
     async def _ping(self, request: web.Request) -> web.Response:
         return web.Response(status=200)

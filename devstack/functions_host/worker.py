@@ -105,27 +105,18 @@ class PythonWorker:
     async def start(self, app_dir: Path) -> list[FunctionSpec]:
         """Init the runtime on the app (it indexes it), read the functions metadata and load every
         function; AppLoadError carries the runtime's message when it refuses anything."""
-        self.app_dir = Path(app_dir).resolve()
-        if str(self.app_dir) not in sys.path:
-            sys.path.insert(0, str(self.app_dir))
-        runtime.start_threadpool_executor()
-        protos = self.protos
-        init = await runtime.worker_init_request(
-            self._message(
-                worker_init_request=protos.WorkerInitRequest(
-                    host_version=HOST_VERSION,
-                    function_app_directory=str(self.app_dir),
-                    worker_directory=str(Path(runtime.__file__).parent),
-                )
-            )
-        )
-        self._check(init.result, "the Python runtime refused the app")
+        await self._init(app_dir)
         return await self._load_functions()
 
-    async def reload_environment(self, environment: dict[str, str]) -> list[FunctionSpec]:
-        """Specialize the worker as the host does for a placeholder: the runtime replaces the process
-        environment with `environment` and indexes the app again; the functions are loaded again."""
-        assert self.app_dir is not None, "start() first"
+    async def start_placeholder(self, placeholder_dir: Path) -> None:
+        """Init the runtime as a placeholder worker: on a directory with no app, so nothing is indexed
+        until specialize()."""
+        await self._init(placeholder_dir)
+
+    async def specialize(self, app_dir: Path, environment: dict[str, str]) -> list[FunctionSpec]:
+        """Specialize a placeholder worker as the Functions host does: the runtime replaces the process
+        environment with `environment` and indexes the app; then every function is loaded."""
+        self._use_app_dir(app_dir)
         reloaded = await runtime.function_environment_reload_request(
             self._message(
                 function_environment_reload_request=self.protos.FunctionEnvironmentReloadRequest(
@@ -135,6 +126,25 @@ class PythonWorker:
         )
         self._check(reloaded.result, "the Python runtime refused the environment reload")
         return await self._load_functions()
+
+    def _use_app_dir(self, app_dir: Path) -> None:
+        self.app_dir = Path(app_dir).resolve()
+        if str(self.app_dir) not in sys.path:
+            sys.path.insert(0, str(self.app_dir))
+
+    async def _init(self, app_dir: Path) -> None:
+        self._use_app_dir(app_dir)
+        runtime.start_threadpool_executor()
+        init = await runtime.worker_init_request(
+            self._message(
+                worker_init_request=self.protos.WorkerInitRequest(
+                    host_version=HOST_VERSION,
+                    function_app_directory=str(self.app_dir),
+                    worker_directory=str(Path(runtime.__file__).parent),
+                )
+            )
+        )
+        self._check(init.result, "the Python runtime refused the app")
 
     async def _load_functions(self) -> list[FunctionSpec]:
         protos = self.protos

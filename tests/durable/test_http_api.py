@@ -51,7 +51,7 @@ def _key_ok(request: web.Request) -> bool:
 async def serving(engine: DurableEngine) -> AsyncIterator[str]:
     """The durable routes on a loopback aiohttp server (port chosen by the OS); yields its base URL."""
     web_app = web.Application()
-    add_durable_routes(web_app, engine, check_key=_key_ok)
+    add_durable_routes(web_app, engine, check_key=_key_ok, key=KEY)
     runner = web.AppRunner(web_app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -249,9 +249,12 @@ def test_rpc_api_refuses_non_loopback_callers(tmp_path):
     async def scenario():
         async with running_engine(app, tmp_path / "store.sqlite3") as engine:
             web_app = web.Application()
-            add_durable_routes(web_app, engine, check_key=_key_ok)
+            add_durable_routes(web_app, engine, check_key=_key_ok, key=KEY)
             request = make_mocked_request(
-                "GET", "/durabletask/instances/x", app=web_app, transport=_Transport(("192.0.2.10", 40000))
+                "GET",
+                f"/durabletask/{KEY}/instances/x",
+                app=web_app,
+                transport=_Transport(("192.0.2.10", 40000)),
             )
             match = await web_app.router.resolve(request)
             response = await match.handler(request)

@@ -63,19 +63,48 @@ def runs(records: Path, tag: str) -> Counter:
     return Counter(path.read_text().split()) if path.exists() else Counter()
 
 
-def test_http_starter_answers_202_with_status_urls_that_work_with_the_key(durable_host: RunningHost) -> None:
+def test_http_starter_answers_202_with_status_urls_that_carry_the_system_key(
+    durable_host: RunningHost,
+) -> None:
     started = start(durable_host, "fan_out", {"tag": "starter", "count": 3}, instance_id="starter-1")
     assert started["id"] == "starter-1"
     status_url = started["statusQueryGetUri"]
     assert status_url.startswith(durable_host.url + WEBHOOK + "/instances/starter-1")
-    assert f"code={durable_host.key}" in status_url
+    system_key = durable_host.endpoint.system_key
+    assert f"code={system_key}" in status_url and system_key != durable_host.key
     durable_host.endpoint.wait_for_instance("starter-1", 30)
     path = status_url[len(durable_host.url) :]
     status, _, body = durable_host.endpoint.request("GET", path, key=False)
     assert status == 200
     assert (body["runtimeStatus"], body["output"], body["name"]) == ("Completed", 6, "fan_out")
-    without_key = path.replace(f"code={durable_host.key}", "code=wrong")
-    assert durable_host.endpoint.request("GET", without_key, key=False)[0] == 401
+    for wrong in ("wrong", durable_host.key):  # the function key is not accepted on the durable API
+        assert durable_host.endpoint.request("GET", path.replace(system_key, wrong), key=False)[0] == 401
+
+
+DURABLE_ROUTES = [
+    ("POST", "/orchestrators/fan_out"),
+    ("POST", "/orchestrators/fan_out/keyless-1"),
+    ("GET", "/instances"),
+    ("GET", "/instances/"),
+    ("DELETE", "/instances"),
+    ("GET", "/instances/starter-1"),
+    ("DELETE", "/instances/starter-1"),
+    ("POST", "/instances/starter-1/terminate"),
+    ("POST", "/instances/starter-1/raiseEvent/Approval"),
+    ("POST", "/instances/starter-1/rewind"),
+]
+
+
+@pytest.mark.parametrize("base", [WEBHOOK, "/durabletask"])
+@pytest.mark.parametrize(("method", "route"), DURABLE_ROUTES)
+def test_every_durable_route_needs_the_system_key(
+    durable_host: RunningHost, base: str, method: str, route: str
+) -> None:
+    endpoint = durable_host.endpoint
+    for key in (False, endpoint.key):
+        status, _, _ = endpoint.request(method, base + route, json={"tag": "keyless"}, key=key)
+        assert status == 401, (method, base + route, key)
+    assert endpoint.instance_status("keyless-1") is None  # nothing was started
 
 
 def test_a_fan_out_of_500_activities_runs_each_once(durable_host: RunningHost, records: Path) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 from devstack.process import free_port, python_module_argv
@@ -67,3 +68,42 @@ def test_python_threadpool_thread_count_sizes_the_runtimes_pool(functions_host: 
     host = functions_host("http_app", env={"PYTHON_THREADPOOL_THREAD_COUNT": "3"})
     status, _, body = host.endpoint.request("GET", "/api/threads")
     assert (status, body) == (200, {"max_workers": 3, "in_runtime_pool": True})
+
+
+RELOAD_SCRIPT = """
+import asyncio, json, os, sys
+from devstack.functions_host.worker import PythonWorker
+
+async def main():
+    worker = PythonWorker()
+    await worker.start_placeholder(sys.argv[2])
+    specs = await worker.specialize(sys.argv[1], {**os.environ, "HTTP_APP_FROM_FILE": "specialized"})
+    spec = next(s for s in specs if s.name == "settings")
+    protos = worker.protos
+    request = protos.TypedData(http=protos.RpcHttp(method="GET", url="http://127.0.0.1/api/settings"))
+    result = await worker.invoke(spec, {"req": request})
+    worker.stop()
+    print(json.loads(result.return_value.http.body.bytes)["from_file"])
+
+asyncio.run(main())
+"""
+
+
+def test_a_placeholder_worker_is_specialized_by_an_environment_reload(
+    functions_host: HostFactory, tmp_path: Path
+) -> None:
+    """The specialization message the Functions host sends a placeholder worker: the runtime replaces the
+    environment, indexes the app, and invocations see the new settings."""
+    app_dir = functions_host.prepare("http_app")
+    placeholder = tmp_path / "placeholder"
+    placeholder.mkdir()
+    result = subprocess.run(
+        [sys.executable, "-c", RELOAD_SCRIPT, str(app_dir), str(placeholder)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO_ROOT), "HTTP_APP_FROM_FILE": "before"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "specialized"

@@ -1,6 +1,8 @@
 """The durable HTTP API on the host's aiohttp app: the public webhook API under
-/runtime/webhooks/durabletask/ (function key required) and the same API under /durabletask/ for the SDK's
-DurableOrchestrationClient (loopback callers only, no key), plus the client binding JSON pointing at them.
+/runtime/webhooks/durabletask/ (the durabletask_extension system key or the master key, as on Azure; a
+function key is refused) and the same API for the SDK's DurableOrchestrationClient under
+/durabletask/{system key}/ (loopback callers only: the SDK sends no key, so its rpcBaseUrl carries it;
+anything else under /durabletask/ answers 401), plus the client binding JSON pointing at them.
 
 Routes, status codes and bodies follow the Durable Functions extension's HTTP API."""
 
@@ -35,7 +37,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def client_binding_json(*, base_url: str, task_hub: str, connection: str, key: str) -> str:
-    """The JSON string the SDK's durable client binding expects (DurableOrchestrationClient(binding))."""
+    """The JSON string the SDK's durable client binding expects (DurableOrchestrationClient(binding)); `key`
+    is the durable system key: it goes into the management URLs and the RPC base URL."""
     origin = base_url.rstrip("/")
     webhooks = origin + PUBLIC_BASE
     create = f"{webhooks}/orchestrators/{{functionName}}[/{{instanceId}}]"
@@ -51,7 +54,7 @@ def client_binding_json(*, base_url: str, task_hub: str, connection: str, key: s
             "managementUrls": management_urls(webhooks, INSTANCE_ID_PLACEHOLDER, task_hub, connection, key),
             "baseUrl": webhooks,
             "requiredQueryStringParameters": f"code={key}",
-            "rpcBaseUrl": origin + RPC_BASE + "/",
+            "rpcBaseUrl": f"{origin}{RPC_BASE}/{key}/",
             "httpBaseUrl": webhooks,
         }
     )
@@ -82,14 +85,15 @@ def add_durable_routes(
     engine: DurableEngine,
     *,
     check_key: Callable[[web.Request], bool],
-    key: str | None = None,
+    key: str,
     connection: str = DEFAULT_CONNECTION,
 ) -> None:
-    """Mount the public webhook API (requests must pass `check_key`) and the loopback-only RPC API.
-
-    `key` goes into the management URLs of check-status responses (default: the key the request used)."""
+    """Mount the public webhook API (requests must pass `check_key`) and the loopback-only RPC API under
+    /durabletask/{key}/. `key` (the durable system key) also goes into the management URLs of
+    check-status responses."""
     api = _DurableApi(engine, key=key, connection=connection)
-    for base, guard in ((PUBLIC_BASE, _require_key(check_key)), (RPC_BASE, _require_loopback)):
+    rpc_base = f"{RPC_BASE}/{key}"
+    for base, guard in ((PUBLIC_BASE, _require_key(check_key)), (rpc_base, _require_loopback)):
         routes = [
             ("POST", "/orchestrators/{function_name}", api.start),
             ("POST", "/orchestrators/{function_name}/{instance_id}", api.start),
@@ -105,6 +109,12 @@ def add_durable_routes(
         ]
         for method, path, handler in routes:
             app.router.add_route(method, base + path, guard(handler))
+    app.router.add_route("*", RPC_BASE + "{tail:(/.*)?}", _no_key)
+
+
+async def _no_key(request: web.Request) -> web.StreamResponse:
+    message = "the durable API requires the durabletask_extension system key"
+    return web.json_response({"Message": message}, status=401)
 
 
 def _require_key(check_key: Callable[[web.Request], bool]) -> Callable[[Handler], Handler]:
@@ -112,7 +122,11 @@ def _require_key(check_key: Callable[[web.Request], bool]) -> Callable[[Handler]
         async def guarded(request: web.Request) -> web.StreamResponse:
             if not check_key(request):
                 return web.json_response(
-                    {"Message": "a valid function key is required (?code= or x-functions-key)"}, status=401
+                    {
+                        "Message": "the durable API requires the durabletask_extension system key or the "
+                        "master key (?code= or x-functions-key)"
+                    },
+                    status=401,
                 )
             return await handler(request)
 
@@ -203,15 +217,14 @@ async def _body_json(request: web.Request) -> str | None:
 
 
 class _DurableApi:
-    def __init__(self, engine: DurableEngine, *, key: str | None, connection: str) -> None:
+    def __init__(self, engine: DurableEngine, *, key: str, connection: str) -> None:
         self.engine = engine
         self.key = key
         self.connection = connection
 
     def _links(self, request: web.Request, instance_id: str) -> dict:
-        key = self.key or request.query.get("code") or request.headers.get("x-functions-key")
         webhooks = f"{request.scheme}://{request.host}{PUBLIC_BASE}"
-        return management_urls(webhooks, instance_id, self.engine.task_hub, self.connection, key)
+        return management_urls(webhooks, instance_id, self.engine.task_hub, self.connection, self.key)
 
     def _check_status_response(self, request: web.Request, instance_id: str) -> web.Response:
         links = self._links(request, instance_id)
