@@ -147,37 +147,106 @@ module roles 'app/rbac.bicep' = {
 // APP_BASE_URL defaults to https://$WEBSITE_HOSTNAME (set by the platform); BATCH_ACCOUNT_KEY stays unset so
 // Batch is reached with the managed identity; FUNCTIONS_WORKER_RUNTIME / FUNCTIONS_EXTENSION_VERSION are
 // not app settings on Flex Consumption (functionAppConfig.runtime holds them).
-var appSettings = union(
-  {
+var appSettings = concat(
+  [
     // Storage for the host, the durable task hub, the queues and tables: identity-based, user-assigned.
-    AzureWebJobsStorage__credential: 'managedidentity'
-    AzureWebJobsStorage__clientId: identity.outputs.clientId
-    AzureWebJobsStorage__blobServiceUri: storage.outputs.blobEndpoint
-    AzureWebJobsStorage__queueServiceUri: storage.outputs.queueEndpoint
-    AzureWebJobsStorage__tableServiceUri: storage.outputs.tableEndpoint
+    {
+      name: 'AzureWebJobsStorage__credential'
+      value: 'managedidentity'
+    }
+    {
+      name: 'AzureWebJobsStorage__clientId'
+      value: identity.outputs.clientId
+    }
+    {
+      name: 'AzureWebJobsStorage__blobServiceUri'
+      value: storage.outputs.blobEndpoint
+    }
+    {
+      name: 'AzureWebJobsStorage__queueServiceUri'
+      value: storage.outputs.queueEndpoint
+    }
+    {
+      name: 'AzureWebJobsStorage__tableServiceUri'
+      value: storage.outputs.tableEndpoint
+    }
     // Batch: Microsoft Entra ID with the same identity; the token scope of this cloud.
-    AZURE_CLIENT_ID: identity.outputs.clientId
-    BATCH_ACCOUNT_URL: 'https://${batchAccess.outputs.accountEndpoint}'
-    BATCH_ACCOUNT_NAME: last(batchIdParts)
-    BATCH_AUTH_SCOPE: '${environment().batch}/.default'
+    {
+      name: 'AZURE_CLIENT_ID'
+      value: identity.outputs.clientId
+    }
+    {
+      name: 'BATCH_ACCOUNT_URL'
+      value: 'https://${batchAccess.outputs.accountEndpoint}'
+    }
+    {
+      name: 'BATCH_ACCOUNT_NAME'
+      value: last(batchIdParts)
+    }
+    {
+      name: 'BATCH_AUTH_SCOPE'
+      value: '${environment().batch}/.default'
+    }
     // Telemetry: the runtime configures the Azure Monitor OpenTelemetry distro; Entra auth (local auth off).
-    APPLICATIONINSIGHTS_CONNECTION_STRING: monitoring.outputs.connectionString
-    APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identity.outputs.clientId};Authorization=AAD'
-    PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY: 'true'
+    {
+      name: 'APPLICATIONINSIGHTS_CONNECTION_STRING'
+      value: monitoring.outputs.connectionString
+    }
+    {
+      name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING'
+      value: 'ClientId=${identity.outputs.clientId};Authorization=AAD'
+    }
+    {
+      name: 'PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY'
+      value: 'true'
+    }
     // The app's own settings.
-    REQUEST_QUEUE_NAME: requestQueueName
-    EVENTS_QUEUE_NAME: eventsQueueName
-    CONNECTIONS_TABLE_NAME: connectionsTableName
-    REQUESTS_TABLE_NAME: requestsTableName
-    MAX_NODES_PER_REQUEST: maxNodesPerRequest
-    MAX_ACCESS_DURATION: maxAccessDuration
-    DEFAULT_ACCESS_DURATION: defaultAccessDuration
-    PROVISION_DEADLINE: provisionDeadline
-    IDLE_POLL_INTERVAL: idlePollInterval
-    CLEANUP_SCHEDULE: cleanupSchedule
-    DELETE_POOL_ON_FAILURE: deletePoolOnFailure
-  },
-  passwordUsersEnabled ? { PASSWORD_ENCRYPTION_KEY: '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.secretUri})' } : {}
+    {
+      name: 'REQUEST_QUEUE_NAME'
+      value: requestQueueName
+    }
+    {
+      name: 'EVENTS_QUEUE_NAME'
+      value: eventsQueueName
+    }
+    {
+      name: 'CONNECTIONS_TABLE_NAME'
+      value: connectionsTableName
+    }
+    {
+      name: 'REQUESTS_TABLE_NAME'
+      value: requestsTableName
+    }
+    {
+      name: 'MAX_NODES_PER_REQUEST'
+      value: maxNodesPerRequest
+    }
+    {
+      name: 'MAX_ACCESS_DURATION'
+      value: maxAccessDuration
+    }
+    {
+      name: 'DEFAULT_ACCESS_DURATION'
+      value: defaultAccessDuration
+    }
+    {
+      name: 'PROVISION_DEADLINE'
+      value: provisionDeadline
+    }
+    {
+      name: 'IDLE_POLL_INTERVAL'
+      value: idlePollInterval
+    }
+    {
+      name: 'CLEANUP_SCHEDULE'
+      value: cleanupSchedule
+    }
+    {
+      name: 'DELETE_POOL_ON_FAILURE'
+      value: deletePoolOnFailure
+    }
+  ],
+  passwordUsersEnabled ? [{ name: 'PASSWORD_ENCRYPTION_KEY', value: '@Microsoft.KeyVault(SecretUri=${keyVault.outputs.secretUri})' }] : []
 )
 
 module functionApp 'app/functionapp.bicep' = {

@@ -9,8 +9,8 @@ param deploymentContainerUrl string
 param pythonVersion string
 param maximumInstanceCount int
 param instanceMemoryMB int = 2048
-@description('App settings, name -> value.')
-param appSettings object
+@description('App settings: [{name, value}].')
+param appSettings array
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   name: planName
@@ -42,7 +42,7 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
     siteConfig: {
       minTlsVersion: '1.2'
       ftpsState: 'Disabled'
-      appSettings: [for setting in items(appSettings): { name: setting.key, value: setting.value }]
+      appSettings: appSettings
     }
     functionAppConfig: {
       deployment: {
