@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pytest
 
@@ -141,3 +142,43 @@ def test_a_failed_revocation_is_an_error(caplog):
 def test_fields_never_overwrite_log_record_attributes():
     with pytest.raises(ValueError, match="clash"):
         telemetry.log_event(LOG, logging.INFO, "x", "m", name="oops")
+
+
+def test_the_fields_become_attributes_of_the_opentelemetry_log_record(caplog):
+    """What the Azure Monitor distro exports: the LoggingHandler it attaches turns the record's extra
+    attributes into log attributes, which Application Insights shows as custom dimensions."""
+    from opentelemetry.instrumentation.logging.handler import LoggingHandler
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
+
+    exporter = InMemoryLogRecordExporter()
+    provider = LoggerProvider()
+    provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
+    handler = LoggingHandler(logger_provider=provider)
+    logger = logging.getLogger("tests.telemetry.otel")
+    logger.addHandler(handler)
+    try:
+        event = pool_event("failed", {"code": "AllocationTimedout", "message": "m"})
+        telemetry.log_pool_outcome(logger, event)
+    finally:
+        logger.removeHandler(handler)
+        provider.shutdown()
+    (exported,) = exporter.get_finished_logs()
+    record = exported.log_record
+    assert record.severity_text == "ERROR"
+    assert {k: record.attributes[k] for k in ("event", "code", "poolId", "requestId", "instanceId")} == {
+        "event": "pool-outcome",
+        "code": "AllocationTimedout",
+        "poolId": "pool-1",
+        "requestId": "r1",
+        "instanceId": "provision-r1",
+    }
+
+
+def test_the_runtime_switch_finds_the_azure_monitor_distro():
+    """PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY=true makes azure-functions-runtime import and call it."""
+    from azure.monitor.opentelemetry import configure_azure_monitor
+    from azure_functions_runtime import otel
+
+    assert callable(configure_azure_monitor)
+    assert "configure_azure_monitor" in Path(otel.__file__).read_text(encoding="utf-8")
