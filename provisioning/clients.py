@@ -46,7 +46,9 @@ def storage_credential(settings: Settings) -> TokenCredential:
 
 
 @lru_cache(maxsize=4)
-def _batch_client(url: str, account: str | None, key: str | None, client_id: str | None, scope: str | None):
+def _batch_client(
+    url: str, account: str | None, key: str | None, client_id: str | None, scope: str | None
+) -> BatchClient:
     from azure.batch import BatchClient
 
     if key:
