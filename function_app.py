@@ -20,7 +20,7 @@ import azure.functions as func
 
 from activities import batch_pools, connection_records, events, node_users
 from orchestrations import access, fan_out, provision
-from provisioning import intake
+from provisioning import intake, telemetry
 from provisioning.durations import format_timestamp
 from provisioning.identity import CLEANUP_INSTANCE_ID, provision_instance_id, revoke_instance_id
 from provisioning.progress import pool_view
@@ -59,7 +59,7 @@ async def pool_request_from_queue(msg: func.QueueMessage, client: df.DurableOrch
     """Start `provision_pool` for a valid request; record and announce a rejection (never retried)."""
     settings = load_settings()
     verdict = await submit(client, settings, msg.get_body(), source="queue", base_url=None, message_id=msg.id)
-    log.info("queue request %s for pool %s: %s", verdict.request_id, verdict.pool_id, verdict.kind)
+    telemetry.log_request_verdict(log, verdict, source="queue")
     if verdict.kind in (intake.REJECTED, intake.CONFLICT):
         await asyncio.to_thread(record_rejection, settings, verdict, msg.id)
 
@@ -74,7 +74,7 @@ async def start_pool(req: func.HttpRequest, client: df.DurableOrchestrationClien
     settings = load_settings()
     base_url = origin(req.url)
     verdict = await submit(client, settings, req.get_body(), source="http", base_url=base_url)
-    log.info("http request %s for pool %s: %s", verdict.request_id, verdict.pool_id, verdict.kind)
+    telemetry.log_request_verdict(log, verdict, source="http")
     if verdict.kind == intake.REJECTED:
         return json_response({"errors": verdict.errors}, 400)
     if verdict.kind == intake.CONFLICT:
@@ -147,6 +147,7 @@ async def revoke_user(req: func.HttpRequest, client: df.DurableOrchestrationClie
         if status and status["runtimeStatus"] == "Completed":
             return json_response({"revoked": status["output"]})
         if status and status["runtimeStatus"] in ("Failed", "Terminated"):
+            telemetry.log_revoke_failed(log, pool_id, user, instance_id, status)
             return json_response({"error": "the revocation failed", "detail": status.get("output")}, 500)
         await asyncio.sleep(0.25)
     return client.create_check_status_response(req, instance_id)

@@ -8,6 +8,7 @@ from typing import Any
 import azure.durable_functions as df
 
 from activities._common import settings
+from provisioning import telemetry
 from provisioning.storage import EventPublisher
 
 bp = df.Blueprint()
@@ -17,7 +18,7 @@ log = logging.getLogger(__name__)
 def publish_pool_event(payload: dict) -> dict[str, Any]:
     """Send the event as a JSON message. Delivery is at least once: consumers dedupe on `eventId`."""
     EventPublisher(settings()).publish(payload)
-    log.info("published %s for pool %s", payload.get("type"), payload.get("poolId"))
+    telemetry.log_pool_outcome(log, payload)
     return {"published": True, "eventId": payload.get("eventId")}
 
 

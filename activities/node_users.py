@@ -14,6 +14,7 @@ from azure.batch import models
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 
 from activities._common import error_code, service_error, settings
+from provisioning import telemetry
 from provisioning.clients import batch_client
 from provisioning.durations import parse_timestamp
 from provisioning.passwords import PasswordCipher
@@ -109,7 +110,7 @@ def delete_node_users(payload: dict) -> dict[str, Any]:
                 results[name] = {"ok": True, "result": "gone", "code": error_code(exc)}
             else:
                 results[name] = {"ok": False, "error": service_error(exc)}
-    log.info("node %s/%s: removed %d users", pool_id, node_id, sum(r["ok"] for r in results.values()))
+    telemetry.log_user_deletions(log, pool_id, node_id, results)
     return {"poolId": pool_id, "nodeId": node_id, "users": results}
 
 

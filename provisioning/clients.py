@@ -1,52 +1,88 @@
-"""Client factories: Batch (shared key locally, managed identity in Azure), Table and Queue clients."""
+"""Client factories: Batch (shared key locally, Microsoft Entra ID in Azure), Table and Queue clients
+(a connection string locally, the identity-based connection Azure Functions defines in Azure)."""
 
 from __future__ import annotations
 
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
-from provisioning.settings import Settings
+from provisioning.settings import MANAGED_IDENTITY, Settings
 
 if TYPE_CHECKING:
     from azure.batch import BatchClient
+    from azure.core.credentials import TokenCredential
     from azure.data.tables import TableClient
     from azure.storage.queue import QueueClient
 
 
+@lru_cache(maxsize=8)
+def entra_credential(
+    kind: str, client_id: str | None = None, resource_id: str | None = None
+) -> TokenCredential:
+    """One credential per identity, shared by every client (so tokens are cached once).
+
+    `kind` is `managedidentity` (only the managed identity, user-assigned when `client_id` or `resource_id`
+    names it) or `default` (DefaultAzureCredential: the managed identity in Azure, a developer's sign-in
+    locally; `client_id` selects a user-assigned identity).
+    """
+    if kind == MANAGED_IDENTITY:
+        from azure.identity import ManagedIdentityCredential
+
+        if resource_id:
+            return ManagedIdentityCredential(identity_config={"resource_id": resource_id})
+        return ManagedIdentityCredential(client_id=client_id)
+    from azure.identity import DefaultAzureCredential
+
+    return DefaultAzureCredential(managed_identity_client_id=client_id)
+
+
+def storage_credential(settings: Settings) -> TokenCredential:
+    """The credential of the identity-based AzureWebJobsStorage connection (`__credential`, `__clientId`)."""
+    if settings.storage_credential == MANAGED_IDENTITY:
+        return entra_credential(
+            MANAGED_IDENTITY, settings.storage_client_id, settings.storage_identity_resource_id
+        )
+    return entra_credential("default", settings.storage_client_id or settings.azure_client_id)
+
+
 @lru_cache(maxsize=4)
-def _batch_client(url: str, account: str | None, key: str | None) -> BatchClient:
+def _batch_client(
+    url: str, account: str | None, key: str | None, client_id: str | None, scope: str | None
+) -> BatchClient:
     from azure.batch import BatchClient
 
     if key:
         from azure.core.credentials import AzureNamedKeyCredential
 
         return BatchClient(url, AzureNamedKeyCredential(account or "", key))
-    from azure.identity import DefaultAzureCredential
-
-    return BatchClient(url, DefaultAzureCredential())
+    options = {"credential_scopes": [scope]} if scope else {}
+    return BatchClient(url, entra_credential("default", client_id), **options)
 
 
 def batch_client(settings: Settings) -> BatchClient:
-    """A Batch client: shared key when BATCH_ACCOUNT_KEY is set, else managed identity."""
+    """A Batch client: shared key when BATCH_ACCOUNT_KEY is set, else Microsoft Entra ID through
+    DefaultAzureCredential with the user-assigned identity named by AZURE_CLIENT_ID (scope BATCH_AUTH_SCOPE
+    outside the public cloud)."""
     settings.require_batch()
-    return _batch_client(settings.batch_account_url, settings.batch_account_name, settings.batch_account_key)
-
-
-def _storage_credential() -> object:
-    from azure.identity import DefaultAzureCredential
-
-    return DefaultAzureCredential()
+    return _batch_client(
+        settings.batch_account_url,
+        settings.batch_account_name,
+        settings.batch_account_key,
+        settings.azure_client_id,
+        settings.batch_auth_scope,
+    )
 
 
 def table_client(settings: Settings, table_name: str) -> TableClient:
-    """A Table client from AzureWebJobsStorage, or AzureWebJobsStorage__accountName + managed identity."""
+    """A Table client from the AzureWebJobsStorage connection string, or its identity-based settings."""
     from azure.data.tables import TableClient
 
     settings.require_storage()
     if settings.storage_connection:
         return TableClient.from_connection_string(settings.storage_connection, table_name)
-    endpoint = f"https://{settings.storage_account_name}.table.core.windows.net"
-    return TableClient(endpoint, table_name, credential=_storage_credential())
+    return TableClient(
+        settings.storage_service_uri("table"), table_name, credential=storage_credential(settings)
+    )
 
 
 def queue_client(settings: Settings, queue_name: str) -> QueueClient:
@@ -60,5 +96,6 @@ def queue_client(settings: Settings, queue_name: str) -> QueueClient:
     }
     if settings.storage_connection:
         return QueueClient.from_connection_string(settings.storage_connection, queue_name, **policies)
-    endpoint = f"https://{settings.storage_account_name}.queue.core.windows.net"
-    return QueueClient(endpoint, queue_name, credential=_storage_credential(), **policies)
+    return QueueClient(
+        settings.storage_service_uri("queue"), queue_name, credential=storage_credential(settings), **policies
+    )

@@ -7,6 +7,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 from provisioning.durations import DurationError, parse_duration
 
@@ -23,6 +24,13 @@ DEFAULTS: dict[str, str] = {
     "CLEANUP_SCHEDULE": "0 */5 * * * *",
     "DELETE_POOL_ON_FAILURE": "false",
 }
+
+STORAGE = "AzureWebJobsStorage"
+# Functions defines `__accountName` for the public cloud only; any other cloud sets the service URIs
+# (`__queueServiceUri`, `__tableServiceUri`), which the deployment template takes from the storage account.
+ACCOUNT_NAME_SUFFIX = "core.windows.net"
+STORAGE_SERVICES = ("queue", "table")
+MANAGED_IDENTITY = "managedidentity"
 
 _QUEUE_NAME = re.compile(r"^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$")
 _TABLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,62}$")
@@ -43,6 +51,12 @@ class Settings:
     batch_account_key: str | None
     storage_connection: str | None
     storage_account_name: str | None
+    storage_service_uris: dict[str, str]
+    storage_credential: str | None
+    storage_client_id: str | None
+    storage_identity_resource_id: str | None
+    azure_client_id: str | None
+    batch_auth_scope: str | None
     request_queue: str
     events_queue: str
     connections_table: str
@@ -63,12 +77,29 @@ class Settings:
         return bool(self.password_encryption_key)
 
     def require_storage(self) -> None:
-        """Raise SettingsError unless a storage account is configured."""
-        if not self.storage_connection and not self.storage_account_name:
+        """Raise SettingsError unless storage is configured (a connection string or identity-based)."""
+        if self.storage_connection:
+            return
+        if not self.storage_account_name and not self.storage_service_uris:
             raise SettingsError(
-                "AzureWebJobsStorage: is required (a connection string, or AzureWebJobsStorage__accountName "
-                "for managed identity)"
+                f"{STORAGE}: is required (a connection string; or, identity-based, "
+                f"{STORAGE}__queueServiceUri and {STORAGE}__tableServiceUri, or {STORAGE}__accountName)"
             )
+        for service in STORAGE_SERVICES:
+            self.storage_service_uri(service)
+
+    def storage_service_uri(self, service: str) -> str:
+        """The endpoint of `service` (queue, table, blob) for an identity-based connection: the setting
+        `AzureWebJobsStorage__{service}ServiceUri`, else built from `__accountName` as Functions does."""
+        uri = self.storage_service_uris.get(service)
+        if uri:
+            return uri
+        if self.storage_account_name:
+            return f"https://{self.storage_account_name}.{service}.{ACCOUNT_NAME_SUFFIX}"
+        raise SettingsError(
+            f"{STORAGE}__{service}ServiceUri: is required when {STORAGE} has no connection string and no "
+            f"{STORAGE}__accountName"
+        )
 
     def require_batch(self) -> None:
         """Raise SettingsError unless the Batch account is configured."""
@@ -131,6 +162,41 @@ def _poll_intervals(env: Mapping[str, str]) -> tuple[timedelta, timedelta]:
     return first, last
 
 
+def _uri(env: Mapping[str, str], name: str) -> str | None:
+    value = (env.get(name) or "").strip().rstrip("/")
+    if not value:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("https", "http") or not parts.netloc or parts.query:
+        raise SettingsError(f"{name}: must be an absolute https URL, e.g. https://ACCOUNT.queue.core.windows.net")
+    return value
+
+
+def _storage_identity(env: Mapping[str, str]) -> dict[str, object]:
+    """The identity-based connection settings of AzureWebJobsStorage, as Azure Functions defines them."""
+    uris = {}
+    for service in (*STORAGE_SERVICES, "blob"):
+        uri = _uri(env, f"{STORAGE}__{service}ServiceUri")
+        if uri:
+            uris[service] = uri
+    credential = (env.get(f"{STORAGE}__credential") or "").strip().lower() or None
+    if credential not in (None, MANAGED_IDENTITY):
+        raise SettingsError(f"{STORAGE}__credential: must be {MANAGED_IDENTITY} (or unset)")
+    client_id = (env.get(f"{STORAGE}__clientId") or "").strip() or None
+    resource_id = (env.get(f"{STORAGE}__managedIdentityResourceId") or "").strip() or None
+    if client_id and resource_id:
+        raise SettingsError(
+            f"{STORAGE}__managedIdentityResourceId: must not be set together with {STORAGE}__clientId"
+        )
+    return {
+        "storage_account_name": (env.get(f"{STORAGE}__accountName") or "").strip() or None,
+        "storage_service_uris": uris,
+        "storage_credential": credential,
+        "storage_client_id": client_id,
+        "storage_identity_resource_id": resource_id,
+    }
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Parse the settings from `env` (default os.environ); raise SettingsError naming a bad one."""
     env = os.environ if env is None else env
@@ -149,8 +215,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         batch_account_url=(env.get("BATCH_ACCOUNT_URL") or "").strip().rstrip("/") or None,
         batch_account_name=(env.get("BATCH_ACCOUNT_NAME") or "").strip() or None,
         batch_account_key=env.get("BATCH_ACCOUNT_KEY") or None,
-        storage_connection=env.get("AzureWebJobsStorage") or None,
-        storage_account_name=(env.get("AzureWebJobsStorage__accountName") or "").strip() or None,
+        storage_connection=(env.get(STORAGE) or "").strip() or None,
+        **_storage_identity(env),
+        azure_client_id=(env.get("AZURE_CLIENT_ID") or "").strip() or None,
+        batch_auth_scope=(env.get("BATCH_AUTH_SCOPE") or "").strip() or None,
         request_queue=_name(
             env, "REQUEST_QUEUE_NAME", _QUEUE_NAME, "3-63 lower-case letters, digits and hyphens"
         ),

@@ -1,0 +1,1 @@
+"""Tests of what deploys to Azure: the template, the package, identity-based clients, telemetry."""
