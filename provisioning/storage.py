@@ -209,6 +209,7 @@ class RequestEntries:
         warnings: list[dict[str, str]] | None = None,
         fingerprint: str | None = None,
         received_at: datetime | None = None,
+        kind: str = "create-pool",
     ) -> dict[str, Any]:
         entity = {
             "PartitionKey": partition_key(pool_id) if pool_id else INVALID_PARTITION,
@@ -222,6 +223,7 @@ class RequestEntries:
             "Warnings": json.dumps(warnings or []),
             "Fingerprint": fingerprint or "",
             "ReceivedAt": received_at or datetime.now(UTC),
+            "Kind": kind,
         }
         self._table.upsert_entity(entity, mode=UpdateMode.REPLACE)
         return self._to_json(entity)
@@ -264,6 +266,7 @@ class RequestEntries:
             "errors": json.loads(entity.get("Errors") or "[]"),
             "warnings": json.loads(entity.get("Warnings") or "[]"),
             "fingerprint": entity.get("Fingerprint") or None,
+            "kind": entity.get("Kind") or "create-pool",
             "receivedAt": received.astimezone(UTC).isoformat()
             if isinstance(received, datetime)
             else received,
