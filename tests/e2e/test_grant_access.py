@@ -1,0 +1,114 @@
+"""Access on existing pools: a pool created directly through the Batch SDK, key rotation and expiry extension
+through the same call, a user added to a pool the app provisioned, and the 404 / 409 refusals; listing and
+per-user views. Logins with the system ssh client."""
+
+from __future__ import annotations
+
+from devstack.batch_emulator.sdk_pools import newest_verified_ubuntu
+from devstack.ssh_client import generate_key
+
+from .conftest import request_for, ssh, unique_pool
+
+
+def test_grant_on_a_pool_the_app_did_not_create_then_list_and_look_up(stack, keys):
+    pool_id = unique_pool("theirs")
+    nodes = stack.sdk_pool(pool_id, 2)
+    status, answer = stack.grant(pool_id, [{"name": "alice", "sshPublicKey": keys["alice"].public}])
+    assert status == 202, answer
+    output = stack.finished(answer)
+    assert output["outcome"] == "completed" and output["progress"]["usersGranted"] == 2
+
+    records = stack.records(pool_id)
+    assert set(records) == {(n, "alice") for n in nodes}
+    for record in records.values():
+        assert record["state"] == "active" and record["stateChangedAt"]
+        result = ssh(keys["alice"], "alice", record["ip"], record["port"])
+        assert result.returncode == 0 and result.stdout.strip() == record["nodeId"]
+    event = stack.wait_for_event(
+        lambda e: e["type"] == "access-granted" and e["poolId"] == pool_id, "access-granted"
+    )
+    assert {(c["nodeId"], c["port"]) for c in event["connections"]} == {
+        (r["nodeId"], r["port"]) for r in records.values()
+    }
+    assert "ssh-rsa" not in str(event)
+
+    status, _, listing = stack.host.request("GET", "/api/pools")
+    (mine,) = [p for p in listing["pools"] if p["poolId"] == pool_id]
+    assert mine["createdByApp"] is False and mine["activeUsers"] == ["alice"] and mine["phase"] == "completed"
+    status, view = stack.pool(pool_id)
+    assert view["pool"]["managed"] and [u["name"] for u in view["pool"]["users"]] == ["alice"]
+    assert {n["nodeId"] for n in view["pool"]["nodes"]} == set(nodes)
+    status, _, access = stack.host.request("GET", "/api/users/alice/access")
+    assert status == 200 and pool_id in access["pools"]
+    assert {r["nodeId"] for r in access["access"] if r["poolId"] == pool_id} == set(nodes)
+
+    status, _, refused = stack.host.request("DELETE", f"/api/pools/{pool_id}")
+    assert status == 409 and "revoke its users" in refused["error"]
+    assert [p.id for p in stack.batch.client().list_pools() if p.id == pool_id] == [pool_id]
+
+
+def test_the_same_call_rotates_a_key_and_extends_an_expiry(stack, keys, tmp_path):
+    pool_id = unique_pool("rotate")
+    nodes = stack.sdk_pool(pool_id, 2)
+    first = [{"name": "alice", "sshPublicKey": keys["alice"].public, "expiry": "PT1H"}]
+    stack.finished(stack.grant(pool_id, first)[1])
+    before = stack.records(pool_id)
+
+    new_key = generate_key(tmp_path, "alice-new")
+    rotated = [{"name": "alice", "sshPublicKey": new_key.public, "expiry": "PT3H"}]
+    status, answer = stack.grant(pool_id, rotated)
+    assert status == 202, answer
+    assert stack.finished(answer)["outcome"] == "completed"
+    after = stack.records(pool_id)
+    assert set(after) == {(n, "alice") for n in nodes}
+    for key, record in after.items():
+        assert record["expiresAt"] > before[key]["expiresAt"]  # extended
+        assert record["keyFingerprint"] != before[key]["keyFingerprint"]
+        assert ssh(new_key, "alice", record["ip"], record["port"]).returncode == 0
+        assert ssh(keys["alice"], "alice", record["ip"], record["port"]).returncode != 0  # old key refused
+
+
+def test_a_user_is_added_to_a_pool_the_app_provisioned(stack, keys):
+    pool_id = unique_pool("add")
+    stack.send(request_for(pool_id, [{"name": "alice", "sshPublicKey": keys["alice"].public}], nodes=2))
+    assert stack.wait_for_phase(pool_id)["phase"] == "completed"
+    status, answer = stack.grant(pool_id, [{"name": "bob", "sshPublicKey": keys["bob"].public}])
+    assert status == 202, answer
+    assert stack.finished(answer)["outcome"] == "completed"
+    records = stack.records(pool_id)
+    assert {user for _, user in records} == {"alice", "bob"} and len(records) == 4
+    for (_, user), record in records.items():
+        assert ssh(keys[user], user, record["ip"], record["port"]).returncode == 0
+    status, view = stack.pool(pool_id)
+    assert view["pool"]["createdByApp"] is True
+    assert sorted(u["name"] for u in view["pool"]["users"]) == ["alice", "bob"]
+
+
+def test_a_grant_on_a_missing_pool_is_404_and_on_a_pool_without_ssh_409(stack, keys):
+    from azure.batch import models
+
+    users = [{"name": "alice", "sshPublicKey": keys["alice"].public}]
+    stack.batch.reset_counters()
+    status, answer = stack.grant(unique_pool("nowhere"), users)
+    assert status == 404 and answer["code"] == "PoolNotFound", answer
+    calls = stack.batch.counters()["calls"]
+    assert set(calls) == {"get_pool"}, calls  # looked, changed nothing
+
+    bare = unique_pool("nossh")
+    client = stack.batch.client()
+    image = newest_verified_ubuntu(client)
+    client.create_pool(
+        models.BatchPoolCreateOptions(
+            id=bare, vm_size="standard_d2s_v3", target_dedicated_nodes=1,
+            virtual_machine_configuration=models.VirtualMachineConfiguration(
+                image_reference=image.image_reference, node_agent_sku_id=image.node_agent_sku_id
+            ),
+        )
+    )  # fmt: skip
+    status, answer = stack.grant(bare, users)
+    assert status == 409 and answer["code"] == "PoolHasNoSshEndpoint"
+    assert "cannot be changed" in answer["error"] and "POST /api/pools" in answer["error"]
+    status, _, bad = stack.host.request(
+        "POST", f"/api/pools/{bare}/access", json={"users": [{"name": "Bad"}]}
+    )
+    assert status == 400 and {e["field"] for e in bad["errors"]} == {"users[0].name", "users[0]"}
