@@ -98,7 +98,11 @@ class AppStack:
         def found() -> bool:
             return any(predicate(e) for e in self.drain_events())
 
-        wait_until(found, timeout, what, interval=0.25)
+        try:
+            wait_until(found, timeout, what, interval=0.25)
+        except TimeoutError as exc:
+            seen = sorted({(e.get("type"), e.get("poolId")) for e in self.events}, key=str)
+            raise TimeoutError(f"{exc}; events seen: {seen}") from None
         return next(e for e in self.events if predicate(e))
 
     def host_log(self) -> str:
@@ -175,7 +179,12 @@ def app_host(tmp_path_factory, azurite, batch_emulator, env: dict[str, str]) -> 
     )
     try:
         yield AppStack(
-            host, batch_emulator, azurite.connection_string, log_path, env.get("REQUEST_QUEUE_NAME")
+            host,
+            batch_emulator,
+            azurite.connection_string,
+            log_path,
+            request_queue=env.get("REQUEST_QUEUE_NAME"),
+            events_queue=env.get("EVENTS_QUEUE_NAME"),
         )
     finally:
         process.stop()
