@@ -112,3 +112,34 @@ def test_a_grant_on_a_missing_pool_is_404_and_on_a_pool_without_ssh_409(stack, k
         "POST", f"/api/pools/{bare}/access", json={"users": [{"name": "Bad"}]}
     )
     assert status == 400 and {e["field"] for e in bad["errors"]} == {"users[0].name", "users[0]"}
+
+
+def test_a_grant_on_the_queue_is_applied_and_one_on_a_missing_pool_announced_as_rejected(stack, keys):
+    pool_id = unique_pool("queued")
+    nodes = stack.sdk_pool(pool_id, 1)
+    users = [{"name": "bob", "sshPublicKey": keys["bob"].public}]
+    stack.send({"kind": "grant-access", "poolId": pool_id, "users": users})
+    event = stack.wait_for_event(
+        lambda e: e["type"] == "access-granted" and e["poolId"] == pool_id, "access-granted from the queue"
+    )
+    assert [c["nodeId"] for c in event["connections"]] == nodes
+    (record,) = stack.records(pool_id).values()
+    assert ssh(keys["bob"], "bob", record["ip"], record["port"]).returncode == 0
+
+    missing = unique_pool("gone")
+    stack.send({"kind": "grant-access", "poolId": missing, "users": users})
+    stack.send({"kind": "make-coffee", "poolId": missing, "users": users})
+    rejected = stack.wait_for_event(
+        lambda e: (
+            e["type"] == "request-rejected" and e["poolId"] == missing and e["errors"][0]["field"] == "poolId"
+        ),
+        "the rejection of a grant on a missing pool",
+    )
+    assert "no pool" in rejected["errors"][0]["rule"]
+    wrong_kind = stack.wait_for_event(
+        lambda e: (
+            e["type"] == "request-rejected" and e["poolId"] == missing and e["errors"][0]["field"] == "kind"
+        ),
+        "the rejection of an unknown kind",
+    )
+    assert "grant-access" in wrong_kind["errors"][0]["rule"]
