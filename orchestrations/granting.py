@@ -12,6 +12,7 @@ from orchestrations.fan_out import ACTIVITY_RETRY, fan_out
 from provisioning import progress as phases
 from provisioning.durations import format_timestamp
 from provisioning.events import connection_details, event, with_connections
+from provisioning.nodes import NodeCategory, classify_node_state
 from provisioning.pool_registry import public_user
 from provisioning.progress import custom_status, summarize_outcome
 
@@ -99,7 +100,10 @@ def grant_pool_access(context: df.DurableOrchestrationContext) -> Generator[Any,
         "poll_pool", ACTIVITY_RETRY, {"poolId": pool_id, "includeUsable": True}
     )
     usable = snapshot["usable"] or []
-    problems = [p for p in snapshot["problems"] if not p["reason"].startswith("still ")]
+    # Nodes still on their way are no problem: reconcile grants them as they become usable.
+    problems = [
+        p for p in snapshot["problems"] if classify_node_state(p["state"]) is not NodeCategory.PENDING
+    ]
     counts = phases.progress(target=len(usable), ready=len(usable), users_total=len(usable) * len(users))
     context.set_custom_status(custom_status(phases.GRANTING_ACCESS, pool_id, counts))
     names = [u["name"] for u in users]

@@ -23,7 +23,7 @@ from provisioning.storage import _ensure_table, chunks
 POOL_ROW = "pool"
 GRANT_PREFIX = "grant|"
 MANAGED, DELETING, DELETED, GONE = "managed", "deleting", "deleted", "gone"
-GRANT_ACTIVE, GRANT_REVOKED = "active", "revoked"
+GRANT_ACTIVE, GRANT_REVOKED, GRANT_ENDED = "active", "revoked", "ended"
 
 
 def _iso(value: Any) -> str | None:
@@ -50,6 +50,11 @@ class ManagedPools:
         """Start managing a pool (or note another request on it). Once created by the app, always so."""
         at = at or datetime.now(UTC)
         current = self.get(pool_id)
+        if current is not None and current["state"] in (DELETED, GONE):
+            # A new pool under an old id: nothing of the old one carries over.
+            for grant in self.grants(pool_id):
+                self.set_grant_state(pool_id, grant["name"], GRANT_ENDED, at)
+            current = None
         entity: dict[str, Any] = {
             "PartitionKey": partition_key(pool_id),
             "RowKey": POOL_ROW,
@@ -59,7 +64,7 @@ class ManagedPools:
             "LatestRequestId": request_id,
             "UpdatedAt": at,
         }
-        if current is None or current.get("state") in (DELETED, GONE):
+        if current is None:
             entity["ManagedSince"] = at
         if delete_after:
             entity["DeleteAfter"] = parse_timestamp(delete_after)

@@ -134,7 +134,8 @@ class SshConnectionRecord:
 
 
 def auth_method(user: dict[str, Any]) -> str:
-    methods = (["ssh-key"] if user.get("sshPublicKey") else []) + (
+    has_key = user.get("sshPublicKey") or user.get("keyFingerprint")
+    methods = (["ssh-key"] if has_key else []) + (
         ["password"] if user.get("hasPassword") else []
     )
     return "+".join(methods) or "ssh-key"

@@ -236,3 +236,17 @@ def test_a_managed_pool_keeps_its_grants_and_created_by_app_never_downgrades(app
     assert set_grant_state({"poolId": pool_id, "user": "nobody", "state": "revoked", "at": at}) == {
         "changed": False
     }
+
+
+def test_a_new_pool_under_the_id_of_a_deleted_one_inherits_nothing(app_env):
+    from activities.managed_pools import set_managed_pool_state
+
+    pool_id, at = unique_pool(), format_timestamp(NOW)
+    alice, bob = users(NOW + timedelta(hours=1))
+    register_managed_pool(
+        {"poolId": pool_id, "createdByApp": True, "requestId": "r1", "users": [alice], "at": at}
+    )
+    set_managed_pool_state({"poolId": pool_id, "state": "deleted", "at": at})
+    again = {"poolId": pool_id, "createdByApp": False, "requestId": "g1", "users": [bob], "at": at}
+    assert register_managed_pool(again) == {"createdByApp": False, "grants": 1}
+    assert [g["name"] for g in active_grants({"poolId": pool_id, "now": at})["users"]] == ["bob"]
