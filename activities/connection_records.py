@@ -10,6 +10,7 @@ import azure.durable_functions as df
 
 from activities._common import settings
 from provisioning.durations import parse_timestamp
+from provisioning.pool_registry import ManagedPools
 from provisioning.records import PENDING, build_records, record_for, row_key
 from provisioning.storage import ConnectionRecords
 
@@ -69,6 +70,9 @@ def write_connection_records(payload: dict) -> dict:
         if (outcome.get("error") or {}).get("code") == NOT_OWNED
     ]
     dropped = store.drop_pending(payload["poolId"], foreign)
+    if foreign:
+        pairs = [tuple(key.split("|", 1)) for key in foreign]
+        ManagedPools(settings()).note_foreign_users(payload["poolId"], pairs)
     log.info("pool %s: %d connection records active", payload["poolId"], written)
     return {"written": written, "dropped": dropped}
 

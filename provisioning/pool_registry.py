@@ -165,8 +165,28 @@ class ManagedPools:
                 )  # fmt: skip
             if e.get("HasPassword"):
                 user.update(hasPassword=True, passwordCiphertext=e.get("PasswordCiphertext") or "")
+            if e.get("ForeignNodes"):
+                user["foreignNodes"] = json.loads(e["ForeignNodes"])
             users.append(user)
         return sorted(users, key=lambda u: u["name"])
+
+    def note_foreign_users(self, pool_id: str, pairs: list[tuple[str, str]]) -> None:
+        """Remember the nodes where a user of a grant's name exists that the app did not create, so reconcile
+        leaves them alone instead of trying again every period."""
+        by_user: dict[str, set[str]] = {}
+        for node_id, user in pairs:
+            by_user.setdefault(user, set()).add(node_id)
+        for user, nodes in by_user.items():
+            try:
+                known = self._table.get_entity(partition_key(pool_id), GRANT_PREFIX + user)
+            except ResourceNotFoundError:
+                continue
+            merged = sorted(set(json.loads(known.get("ForeignNodes") or "[]")) | nodes)
+            self._table.update_entity(
+                {"PartitionKey": partition_key(pool_id), "RowKey": GRANT_PREFIX + user,
+                 "ForeignNodes": json.dumps(merged)},
+                mode=UpdateMode.MERGE,
+            )  # fmt: skip
 
     def set_grant_state(self, pool_id: str, user: str, state: str, at: datetime) -> bool:
         """Mark one user's grant (revoked); False when the app never granted that user on that pool."""
@@ -186,5 +206,5 @@ class ManagedPools:
 
 
 def public_user(user: dict[str, Any]) -> dict[str, Any]:
-    """A grant without its password ciphertext: what records, views and events may show."""
+    """A grant without its password ciphertext and key text: what records, views and events may show."""
     return {k: v for k, v in user.items() if k not in ("passwordCiphertext", "sshPublicKey")}

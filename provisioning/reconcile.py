@@ -1,5 +1,6 @@
 """What reconcile must change on one pool, from the pool as Batch lists it, the app's live records and the
-pool's active grants: users for usable nodes that lack them, records of vanished nodes, node states."""
+pool's active grants: users for usable nodes that lack them (except where a user of that name exists that the
+app did not create), records of vanished nodes, node states."""
 
 from __future__ import annotations
 
@@ -33,7 +34,12 @@ def plan_pool(survey: dict[str, Any], records: list[dict[str, Any]], grants: lis
     usable = sorted(n for n, info in nodes.items() if info["category"] == "ready" and info.get("ip"))
     jobs = []
     for node_id in usable:
-        names = [g["name"] for g in grants if not is_up_to_date(live.get((node_id, g["name"])), g)]
+        names = [
+            g["name"]
+            for g in grants
+            if node_id not in (g.get("foreignNodes") or ())
+            and not is_up_to_date(live.get((node_id, g["name"])), g)
+        ]
         if names:
             jobs.append({"nodeId": node_id, "users": names})
     counts = {"total": len(nodes), "usable": len(usable)}

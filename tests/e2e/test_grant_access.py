@@ -143,3 +143,38 @@ def test_a_grant_on_the_queue_is_applied_and_one_on_a_missing_pool_announced_as_
         "the rejection of an unknown kind",
     )
     assert "grant-access" in wrong_kind["errors"][0]["rule"]
+
+
+def test_a_failed_change_does_not_hide_a_working_pool_nor_touch_someone_elses_user(stack, keys, tmp_path):
+    from azure.batch import models
+
+    pool_id = unique_pool("conflict")
+    stack.send(request_for(pool_id, [{"name": "alice", "sshPublicKey": keys["alice"].public}], nodes=2))
+    assert stack.wait_for_phase(pool_id)["phase"] == "completed"
+    theirs = generate_key(tmp_path, "theirs")
+    client = stack.batch.client()
+    nodes = sorted(n["id"] for n in stack.batch.pool_nodes(pool_id)["nodes"])
+    for node_id in nodes:  # someone else made a user "bob" on every node, outside the app
+        client.create_node_user(
+            pool_id, node_id, models.BatchNodeUserCreateOptions(name="bob", ssh_public_key=theirs.public)
+        )
+    status, answer = stack.grant(pool_id, [{"name": "bob", "sshPublicKey": keys["bob"].public}])
+    assert status == 202, answer
+    output = stack.finished(answer)
+    assert output["outcome"] == "failed"
+    assert {n["errors"]["bob"]["code"] for n in output["nodes"]} == {"UserNotCreatedByApp"}
+
+    _, view = stack.pool(pool_id)
+    assert view["phase"] == "failed" and view["kind"] == "grant-access"
+    alice = next(u for u in view["pool"]["users"] if u["name"] == "alice")
+    assert alice["activeNodes"] == 2 and view["pool"]["activeRecords"] == 2
+    bob = next(u for u in view["pool"]["users"] if u["name"] == "bob")
+    assert bob["activeNodes"] == 0 and sorted(bob["foreignNodes"]) == nodes  # reconcile leaves them alone
+    assert {(r["user"], r["state"]) for r in view["records"]} == {("alice", "active")}  # no record of bob
+    for record in view["records"]:
+        login = client.get_node_remote_login_settings(pool_id, record["nodeId"])
+        assert ssh(theirs, "bob", login.remote_login_ip_address, login.remote_login_port).returncode == 0
+        assert ssh(keys["bob"], "bob", record["ip"], record["port"]).returncode != 0
+        assert ssh(keys["alice"], "alice", record["ip"], record["port"]).returncode == 0
+    status, _, _ = stack.host.request("DELETE", f"/api/pools/{pool_id}/users/bob")
+    assert status == 404  # the app never created bob there, so it never removes him

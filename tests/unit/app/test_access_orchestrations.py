@@ -170,3 +170,9 @@ def test_reconcile_deletes_a_pool_the_app_created_once_its_delete_after_passed()
     theirs = dict(job, createdByApp=False)
     _, log = run_orchestrator(reconcile_pool, theirs, Responder(survey=survey(n1="idle")), now=NOW)
     assert not log.activities("delete_pool")  # never a pool the app did not create
+
+
+def test_reconcile_leaves_alone_a_node_where_someone_else_has_a_user_of_that_name():
+    theirs = dict(ALICE, foreignNodes=["n2"])
+    plan = plan_pool(survey(n1="idle", n2="idle"), [], [theirs])
+    assert plan["jobs"] == [{"nodeId": "n1", "users": ["alice"]}]
