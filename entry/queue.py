@@ -3,6 +3,7 @@ or `create-pool`); an unknown kind is rejected by name like any other invalid re
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import azure.durable_functions as df
@@ -42,5 +43,5 @@ async def receive_queue_message(
     rule = f'must be "{POOL_KIND}" (or left out) or "{GRANT_KIND}"'
     error = {"field": "kind", "rule": rule, "message": f"kind: {rule}"}
     verdict = Verdict(REJECTED, pool_id, request_id, errors=[error])
-    record_rejection(load_settings(), verdict, message_id)
+    await asyncio.to_thread(record_rejection, load_settings(), verdict, message_id)
     return verdict

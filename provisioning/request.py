@@ -190,7 +190,7 @@ def parse_body(body: bytes | str | dict[str, Any]) -> tuple[dict[str, Any] | Non
     try:
         text = body.decode("utf-8") if isinstance(body, bytes) else body
         data = json.loads(text)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         return None, [FieldError("request", "must be a JSON object (the body is not valid JSON)")]
     if not isinstance(data, dict):
         return None, [FieldError("request", "must be a JSON object")]
