@@ -135,9 +135,7 @@ class SshConnectionRecord:
 
 def auth_method(user: dict[str, Any]) -> str:
     has_key = user.get("sshPublicKey") or user.get("keyFingerprint")
-    methods = (["ssh-key"] if has_key else []) + (
-        ["password"] if user.get("hasPassword") else []
-    )
+    methods = (["ssh-key"] if has_key else []) + (["password"] if user.get("hasPassword") else [])
     return "+".join(methods) or "ssh-key"
 
 
