@@ -178,3 +178,23 @@ def test_a_failed_change_does_not_hide_a_working_pool_nor_touch_someone_elses_us
         assert ssh(keys["alice"], "alice", record["ip"], record["port"]).returncode == 0
     status, _, _ = stack.host.request("DELETE", f"/api/pools/{pool_id}/users/bob")
     assert status == 404  # the app never created bob there, so it never removes him
+
+
+def test_a_password_granted_on_an_existing_pool_logs_in_and_is_never_shown(stack):
+    from devstack.ssh_client import run_with_password
+
+    secret = "Correct-Horse-Grant-77"
+    pool_id = unique_pool("pwgrant")
+    (node_id,) = stack.sdk_pool(pool_id, 1)
+    status, answer = stack.grant(pool_id, [{"name": "dana", "password": secret}])
+    assert status == 202, answer
+    assert stack.finished(answer)["outcome"] == "completed"
+    (record,) = stack.records(pool_id).values()
+    assert record["authMethod"] == "password"
+    assert run_with_password(record["ip"], record["port"], "dana", secret).strip() == node_id
+    history = stack.host.instance_status(
+        answer["instanceId"], showHistory="true", showHistoryOutput="true", showInput="true"
+    )
+    _, view = stack.pool(pool_id)
+    assert secret not in str(history) and secret not in str(view) and secret not in stack.host_log()
+    assert "passwordCiphertext" not in str(view)
