@@ -24,6 +24,7 @@ def register_managed_pool(payload: dict) -> dict:
         created_by_app=bool(payload.get("createdByApp")),
         request_id=payload["requestId"],
         delete_after=payload.get("deleteAfter"),
+        busy_until=payload.get("busyUntil"),
         at=at,
     )
     saved = pools.save_grants(payload["poolId"], payload.get("users") or [], payload["requestId"], at)
@@ -47,12 +48,15 @@ def set_grant_state(payload: dict) -> dict:
 
 
 def set_managed_pool_state(payload: dict) -> dict:
-    """A pool's state (managed, deleting, deleted, gone) and, when given, its latest node counts."""
+    """A pool's state (managed, deleting, deleted, gone) and, when given, its latest node counts and until
+    when a request works on it."""
     pools = ManagedPools(settings())
     if payload.get("state"):
         pools.set_state(payload["poolId"], payload["state"], parse_timestamp(payload["at"]))
     if payload.get("nodeCounts") is not None:
         pools.set_node_counts(payload["poolId"], payload["nodeCounts"])
+    if payload.get("busyUntil"):
+        pools.set_busy_until(payload["poolId"], parse_timestamp(payload["busyUntil"]))
     return {"poolId": payload["poolId"]}
 
 
@@ -64,7 +68,8 @@ def list_managed_pools(payload: dict) -> dict:
             "createdByApp": p["createdByApp"],
             "deleteAfter": p["deleteAfter"],
             "nodeCounts": p["nodeCounts"],
-        }  # fmt: skip
+            "busyUntil": p["busyUntil"],
+        }
         for p in ManagedPools(settings()).all()
         if p["state"] in ("managed", "deleting")
     ]

@@ -4,6 +4,7 @@ the nodes -> active records), and the `grant_pool_access` orchestration (users o
 from __future__ import annotations
 
 from collections.abc import Generator
+from datetime import timedelta
 from typing import Any
 
 import azure.durable_functions as df
@@ -17,6 +18,7 @@ from provisioning.pool_registry import public_user
 from provisioning.progress import custom_status, summarize_outcome
 
 bp = df.Blueprint()
+BUSY_SECONDS = 3600  # reconcile stays away from the pool while the grant runs (or until then, if it crashed)
 
 
 def grant_on_nodes(
@@ -94,8 +96,9 @@ def grant_pool_access(context: df.DurableOrchestrationContext) -> Generator[Any,
     yield context.call_activity_with_retry(
         "register_managed_pool",
         ACTIVITY_RETRY,
-        {"poolId": pool_id, "createdByApp": False, "requestId": request_id, "users": users, "at": at},
-    )
+        {"poolId": pool_id, "createdByApp": False, "requestId": request_id, "users": users, "at": at,
+         "busyUntil": format_timestamp(context.current_utc_datetime + timedelta(seconds=BUSY_SECONDS))},
+    )  # fmt: skip
     snapshot = yield context.call_activity_with_retry(
         "poll_pool", ACTIVITY_RETRY, {"poolId": pool_id, "includeUsable": True}
     )
@@ -130,6 +133,9 @@ def grant_pool_access(context: df.DurableOrchestrationContext) -> Generator[Any,
     connections = connection_details(granted["grants"], granted["endpoints"])
     yield context.call_activity_with_retry(
         "publish_event", ACTIVITY_RETRY, with_connections(body, connections)
+    )
+    yield context.call_activity_with_retry(
+        "set_managed_pool_state", ACTIVITY_RETRY, {"poolId": pool_id, "busyUntil": at}
     )
     context.set_custom_status(custom_status(output["outcome"], pool_id, output["progress"]))
     return output

@@ -18,6 +18,7 @@ from provisioning.nodes import next_poll_interval, wait_decision
 from provisioning.progress import custom_status, summarize_outcome
 
 bp = df.Blueprint()
+BUSY_MARGIN_SECONDS = 3600  # how long after its deadline a crashed run still keeps reconcile away
 
 
 class ProvisioningFailed(Exception):
@@ -118,7 +119,9 @@ def provision_pool(context: df.DurableOrchestrationContext) -> Generator[Any, An
             "register_managed_pool",
             ACTIVITY_RETRY,
             {"poolId": pool_id, "createdByApp": True, "requestId": request["requestId"], "users": users,
-             "deleteAfter": request.get("deleteAfter"), "at": format_timestamp(context.current_utc_datetime)},
+             "deleteAfter": request.get("deleteAfter"), "at": format_timestamp(context.current_utc_datetime),
+             "busyUntil": format_timestamp(context.current_utc_datetime + timedelta(
+                 seconds=options["deadlineSeconds"] + BUSY_MARGIN_SECONDS))},
         )  # fmt: skip
 
         usable, problems, allocation_error = yield from wait_for_idle_nodes(context, run, options)
@@ -161,6 +164,10 @@ def provision_pool(context: df.DurableOrchestrationContext) -> Generator[Any, An
     connections = connection_details(grants, endpoints)
     body = with_connections(pool_event(output, context.instance_id, at), connections)
     yield context.call_activity_with_retry("publish_event", ACTIVITY_RETRY, body)
+    if pool_is_ours:  # done with the pool: reconcile may look after it from now on
+        yield context.call_activity_with_retry(
+            "set_managed_pool_state", ACTIVITY_RETRY, {"poolId": pool_id, "busyUntil": at}
+        )
     run.phase(output["outcome"])
     return output
 

@@ -41,6 +41,8 @@ def reconcile_access(context: df.DurableOrchestrationContext) -> Generator[Any, 
 def reconcile_pool(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dict]:
     job = context.get_input()
     pool_id, now = job["poolId"], job["now"]
+    if job.get("busyUntil") and job["busyUntil"] > now:
+        return {"poolId": pool_id, "changed": False, "busy": True}  # a request is granting on it right now
     try:
         if job.get("createdByApp") and job.get("deleteAfter") and job["deleteAfter"] <= now:
             deleted = yield from delete_pool_steps(context, pool_id, "deleteAfter")

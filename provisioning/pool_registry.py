@@ -45,9 +45,11 @@ class ManagedPools:
         created_by_app: bool,
         request_id: str,
         delete_after: str | None = None,
+        busy_until: str | None = None,
         at: datetime | None = None,
     ) -> dict[str, Any]:
-        """Start managing a pool (or note another request on it). Once created by the app, always so."""
+        """Start managing a pool (or note another request on it). Once created by the app, always so.
+        `busy_until`: a request is working on the pool until then at the latest (reconcile stays away)."""
         at = at or datetime.now(UTC)
         current = self.get(pool_id)
         if current is not None and current["state"] in (DELETED, GONE):
@@ -68,6 +70,8 @@ class ManagedPools:
             entity["ManagedSince"] = at
         if delete_after:
             entity["DeleteAfter"] = parse_timestamp(delete_after)
+        if busy_until:
+            entity["BusyUntil"] = parse_timestamp(busy_until)
         self._table.upsert_entity(entity, mode=UpdateMode.MERGE)
         return self.get(pool_id) or {}
 
@@ -88,6 +92,12 @@ class ManagedPools:
             entity["NodeCounts"] = json.dumps(fields["nodeCounts"], sort_keys=True)
         self._table.upsert_entity(entity, mode=UpdateMode.MERGE)
 
+    def set_busy_until(self, pool_id: str, when: datetime) -> None:
+        self._table.upsert_entity(
+            {"PartitionKey": partition_key(pool_id), "RowKey": POOL_ROW, "BusyUntil": when},
+            mode=UpdateMode.MERGE,
+        )
+
     def set_node_counts(self, pool_id: str, counts: dict[str, int]) -> None:
         self._table.upsert_entity(
             {
@@ -105,6 +115,7 @@ class ManagedPools:
             "createdByApp": bool(entity.get("CreatedByApp")),
             "state": entity.get("State", MANAGED),
             "deleteAfter": _iso(entity.get("DeleteAfter")),
+            "busyUntil": _iso(entity.get("BusyUntil")),
             "managedSince": _iso(entity.get("ManagedSince")),
             "latestRequestId": entity.get("LatestRequestId") or None,
             "nodeCounts": json.loads(entity.get("NodeCounts") or "null"),

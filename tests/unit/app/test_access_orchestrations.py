@@ -176,3 +176,17 @@ def test_reconcile_leaves_alone_a_node_where_someone_else_has_a_user_of_that_nam
     theirs = dict(ALICE, foreignNodes=["n2"])
     plan = plan_pool(survey(n1="idle", n2="idle"), [], [theirs])
     assert plan["jobs"] == [{"nodeId": "n1", "users": ["alice"]}]
+
+
+def test_reconcile_stays_away_from_a_pool_a_request_is_working_on():
+    job = {
+        "poolId": "p",
+        "createdByApp": True,
+        "busyUntil": "2030-01-01T12:30:00Z",
+        "now": "2030-01-01T12:00:00Z",
+    }
+    output, log = run_orchestrator(reconcile_pool, job, Responder(survey=survey(n1="idle")), now=NOW)
+    assert output == {"poolId": "p", "changed": False, "busy": True} and log.calls == []
+    later = dict(job, now="2030-01-01T12:30:01Z")  # the run finished (or crashed long ago)
+    _, log = run_orchestrator(reconcile_pool, later, Responder(survey=survey(n1="idle")), now=NOW)
+    assert [c.input["nodeId"] for c in log.activities("create_node_users")] == ["n1"]

@@ -85,6 +85,7 @@ class Batch:
         self.created = created or {"ok": True, "created": True}
         self.failing_nodes, self.raising_nodes = set(failing_nodes), set(raising_nodes)
         self.transient_nodes, self.created_calls, self.registered = set(transient_nodes), [], []
+        self.states = []
 
     def __call__(self, name, data):
         if name == "select_pool_image":
@@ -130,6 +131,9 @@ class Batch:
         if name == "register_managed_pool":
             self.registered.append(data)
             return {"createdByApp": data["createdByApp"], "grants": len(data["users"])}
+        if name == "set_managed_pool_state":
+            self.states.append(data)
+            return {"poolId": data["poolId"]}
         if name in ("publish_event", "delete_pool"):
             return {"published": True} if name == "publish_event" else {"deleted": True}
         raise AssertionError(f"unexpected activity {name}")
@@ -156,6 +160,7 @@ def test_the_happy_path_reads_like_the_business_process():
         "create_node_users",
         "write_connection_records",
         "publish_event",
+        "set_managed_pool_state",  # done: reconcile may look after the pool from now on
     ]
     assert output["outcome"] == "completed"
     assert output["progress"] == {
@@ -416,3 +421,5 @@ def test_the_pool_is_managed_with_its_delete_after_before_any_user_is_created():
     run_orchestrator(provision_pool, started, batch, now=NOW, instance_id="provision-r1")
     (registered,) = batch.registered
     assert registered["createdByApp"] is True and registered["deleteAfter"] == "2030-01-03T00:00:00Z"
+    assert registered["busyUntil"] == "2030-01-01T13:10:00Z"  # deadline (600 s) + an hour
+    assert batch.states == [{"poolId": "pool-1", "busyUntil": "2030-01-01T12:00:01Z"}]
