@@ -11,11 +11,16 @@ import azure.durable_functions as df
 from azure.batch import models
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 
-from activities._common import error_code, is_client_error, service_error, settings
+from activities._common import error_code, is_client_error, is_transient, service_error, settings
 from provisioning.clients import batch_client
 from provisioning.images import ImageSelectionError, select_image
 from provisioning.nodes import classify_node_state, missing_pool_snapshot, summarize_pool
-from provisioning.pool_spec import SSH_BACKEND_PORT, build_pool_spec, existing_pool_difference
+from provisioning.pool_spec import (
+    SSH_BACKEND_PORT,
+    build_pool_spec,
+    existing_pool_difference,
+    ssh_access_problem,
+)
 
 bp = df.Blueprint()
 log = logging.getLogger(__name__)
@@ -23,7 +28,7 @@ log = logging.getLogger(__name__)
 NODE_FIELDS = ["id", "state", "startTaskInfo", "errors", "endpointConfiguration"]
 
 
-def select_pool_image(payload: dict) -> dict[str, Any]:
+def select_pool_image(payload: dict) -> dict:
     """Resolve the request's image against the live `list_supported_images` answer."""
     catalog = [image.as_dict() for image in batch_client(settings()).list_supported_images()]
     try:
@@ -34,7 +39,7 @@ def select_pool_image(payload: dict) -> dict[str, Any]:
     return {"ok": True, "image": image}
 
 
-def create_pool(payload: dict) -> dict[str, Any]:
+def create_pool(payload: dict) -> dict:
     """Create the pool; an existing pool with the same spec is success, one with another spec is an error."""
     request, image = payload["request"], payload["image"]
     client = batch_client(settings())
@@ -68,7 +73,7 @@ def _nodes(client: Any, pool_id: str) -> list[dict[str, Any]]:
     return [n.as_dict() for n in client.list_nodes(pool_id, select=NODE_FIELDS)]
 
 
-def poll_pool(payload: dict) -> dict[str, Any]:
+def poll_pool(payload: dict) -> dict:
     """A compact snapshot of the pool and its nodes (see provisioning.nodes.summarize_pool)."""
     client = batch_client(settings())
     pool_id = payload["poolId"]
@@ -80,7 +85,7 @@ def poll_pool(payload: dict) -> dict[str, Any]:
     return summarize_pool(pool, nodes, include_usable=bool(payload.get("includeUsable")))
 
 
-def delete_pool(payload: dict) -> dict[str, Any]:
+def delete_pool(payload: dict) -> dict:
     """Start deleting the pool (asynchronous in Batch); a pool already gone or going is fine."""
     client = batch_client(settings())
     try:
@@ -94,14 +99,42 @@ def delete_pool(payload: dict) -> dict[str, Any]:
     return {"deleted": True, "alreadyGone": False}
 
 
-def list_pool_node_ids(payload: dict) -> dict[str, Any]:
-    """Ids of every node in the pool; a missing pool has none."""
+def inspect_pool(payload: dict) -> dict:
+    """Can access be granted on this pool? It must exist, not be deleting, run Linux and have an inbound NAT
+    pool for SSH (port 22). `status` is the HTTP answer a refusal deserves (404 or 409)."""
     client = batch_client(settings())
+    pool_id = payload["poolId"]
     try:
-        ids = [n.id for n in client.list_nodes(payload["poolId"], select=["id"])]
+        pool = client.get_pool(pool_id).as_dict()
     except ResourceNotFoundError:
-        return {"exists": False, "nodeIds": []}
-    return {"exists": True, "nodeIds": sorted(ids)}
+        message = f"the Batch account has no pool {pool_id}"
+        return {"ok": False, "status": 404, "error": {"code": "PoolNotFound", "message": message}}
+    problem = ssh_access_problem(pool)
+    if problem:
+        return {"ok": False, "status": 409, "error": problem}
+    return {"ok": True, "poolId": pool.get("id") or pool_id}
+
+
+def survey_pool(payload: dict) -> dict:
+    """Every node of the pool with its state, category and SSH endpoint (one listing, no per-node call)."""
+    client = batch_client(settings())
+    pool_id = payload["poolId"]
+    try:
+        pool = client.get_pool(pool_id, select=["id", "state"]).as_dict()
+        nodes = _nodes(client, pool_id)
+    except ResourceNotFoundError:
+        return {"exists": False, "poolState": "missing", "nodes": {}}
+    survey = {}
+    for node in nodes:
+        state = (node.get("state") or "").lower()
+        found = _endpoint_from_node(node)
+        survey[node["id"]] = {
+            "state": state,
+            "category": classify_node_state(state).value,
+            "ip": found[0] if found else None,
+            "port": found[1] if found else None,
+        }
+    return {"exists": True, "poolState": (pool.get("state") or "").lower(), "nodes": survey}
 
 
 def _endpoint_from_node(node: dict[str, Any]) -> tuple[str, int] | None:
@@ -111,7 +144,7 @@ def _endpoint_from_node(node: dict[str, Any]) -> tuple[str, int] | None:
     return None
 
 
-def gather_ssh_endpoints(payload: dict) -> dict[str, Any]:
+def gather_ssh_endpoints(payload: dict) -> dict:
     """Each node's SSH address: from list_nodes' endpoint configuration, else its remote login settings."""
     client = batch_client(settings())
     pool_id, wanted = payload["poolId"], set(payload["nodeIds"])
@@ -129,6 +162,8 @@ def gather_ssh_endpoints(payload: dict) -> dict[str, Any]:
                 login = client.get_node_remote_login_settings(pool_id, node["id"])
                 found = (login.remote_login_ip_address, int(login.remote_login_port))
             except HttpResponseError as exc:
+                if is_transient(exc):
+                    raise
                 missing[node["id"]] = service_error(exc)["message"]
                 continue
         endpoints[node["id"]] = {
@@ -147,7 +182,8 @@ for _activity in (
     create_pool,
     poll_pool,
     delete_pool,
-    list_pool_node_ids,
+    inspect_pool,
+    survey_pool,
     gather_ssh_endpoints,
 ):
     bp.activity_trigger(input_name="payload")(_activity)

@@ -1,9 +1,8 @@
-"""The events activity: publish `pool-ready` / `pool-failed` for other systems on the events queue."""
+"""The events activity: publish an event for other systems on the events queue (never a secret in it)."""
 
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import azure.durable_functions as df
 
@@ -15,11 +14,11 @@ bp = df.Blueprint()
 log = logging.getLogger(__name__)
 
 
-def publish_pool_event(payload: dict) -> dict[str, Any]:
+def publish_event(payload: dict) -> dict:
     """Send the event as a JSON message. Delivery is at least once: consumers dedupe on `eventId`."""
     EventPublisher(settings()).publish(payload)
     telemetry.log_pool_outcome(log, payload)
     return {"published": True, "eventId": payload.get("eventId")}
 
 
-bp.activity_trigger(input_name="payload")(publish_pool_event)
+bp.activity_trigger(input_name="payload")(publish_event)

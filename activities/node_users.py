@@ -1,7 +1,10 @@
-"""Node-user activities on Azure Batch: create a request's users on one node, delete users from one node.
+"""Node-user activities on Azure Batch: grant users on one node (create, or update a user the app created),
+and delete users from one node.
 
-Errors are captured per user and per node (the result says what happened), so one bad node never loses the
-others; only this Batch activity ever sees a decrypted password.
+Results are per user, so one bad node or user never loses the others. A throttled or failed call (429, 5xx,
+dropped connection) is reported as `transient` with a `retry` input for the orchestration to run again later;
+only permanent answers are failures. The app never replaces a user it did not create: `owned` lists the users
+this node already has records for. Only this activity ever sees a decrypted password.
 """
 
 from __future__ import annotations
@@ -11,9 +14,9 @@ from typing import Any
 
 import azure.durable_functions as df
 from azure.batch import models
-from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
+from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsError, ResourceNotFoundError
 
-from activities._common import error_code, service_error, settings
+from activities._common import error_code, is_transient, service_error, settings
 from provisioning import telemetry
 from provisioning.clients import batch_client
 from provisioning.durations import parse_timestamp
@@ -23,6 +26,11 @@ bp = df.Blueprint()
 log = logging.getLogger(__name__)
 
 NODE_GONE = {"NodeNotFound", "PoolNotFound", "PoolBeingDeleted"}
+NOT_OWNED = "UserNotCreatedByApp"
+
+
+class NotOwned(Exception):
+    """The node has a user of that name that the app did not create."""
 
 
 def _password(user: dict[str, Any], cipher: PasswordCipher | None) -> str | None:
@@ -33,69 +41,108 @@ def _password(user: dict[str, Any], cipher: PasswordCipher | None) -> str | None
     return cipher.decrypt(user["passwordCiphertext"])
 
 
-def _create_or_replace(
-    client: Any, pool_id: str, node_id: str, user: dict[str, Any], password: str | None
+def _create(client: Any, pool_id: str, node_id: str, user: dict[str, Any], password: str | None) -> None:
+    client.create_node_user(
+        pool_id,
+        node_id,
+        models.BatchNodeUserCreateOptions(
+            name=user["name"],
+            is_admin=bool(user.get("admin")),
+            expiry_time=parse_timestamp(user["expiryTime"]),
+            password=password,
+            ssh_public_key=user.get("sshPublicKey"),
+        ),
+    )
+
+
+def _grant(
+    client: Any,
+    pool_id: str,
+    node_id: str,
+    user: dict[str, Any],
+    password: str | None,
+    owned: dict[str, Any],
+    retry: bool,
 ) -> str:
-    expiry = parse_timestamp(user["expiryTime"])
+    """Create the user; if it exists and is the app's, make it exactly what the grant asks for."""
     try:
-        client.create_node_user(
-            pool_id,
-            node_id,
-            models.BatchNodeUserCreateOptions(
-                name=user["name"],
-                is_admin=bool(user.get("admin")),
-                expiry_time=expiry,
-                password=password,
-                ssh_public_key=user.get("sshPublicKey"),
-            ),
-        )
+        _create(client, pool_id, node_id, user, password)
         return "created"
     except ResourceExistsError as exc:
         if error_code(exc) != "NodeUserExists":
             raise
-    # A retry (or a resend) finds the user there already: make it exactly what this request asks for.
+    name = user["name"]
+    if name not in owned and not retry:
+        raise NotOwned(name)
+    if name in owned and owned[name] is not None and bool(owned[name]) != bool(user.get("admin")):
+        # Batch cannot change the admin flag of a user in place: recreate it.
+        try:
+            client.delete_node_user(pool_id, node_id, name)
+        except ResourceNotFoundError:
+            pass
+        _create(client, pool_id, node_id, user, password)
+        return "recreated"
     client.replace_node_user(
         pool_id,
         node_id,
-        user["name"],
+        name,
         models.BatchNodeUserReplaceOptions(
-            password=password, expiry_time=expiry, ssh_public_key=user.get("sshPublicKey")
+            password=password,
+            expiry_time=parse_timestamp(user["expiryTime"]),
+            ssh_public_key=user.get("sshPublicKey"),
         ),
     )
     return "replaced"
 
 
-def create_node_users(payload: dict) -> dict[str, Any]:
-    """Create every user of the request on one node; `users` in the result says, per user, what happened."""
+def create_node_users(payload: dict) -> dict:
+    """Grant every user of the payload on one node; `users` in the result says, per user, what happened."""
     config = settings()
     client = batch_client(config)
     cipher = PasswordCipher(config.password_encryption_key) if config.password_encryption_key else None
     pool_id, node_id = payload["poolId"], payload["nodeId"]
+    owned = payload.get("owned") or {}
+    attempt = int(payload.get("attempt") or 1)
     results: dict[str, dict[str, Any]] = {}
+    transient: list[dict[str, Any]] = []
     for user in payload["users"]:
+        name = user["name"]
         try:
-            action = _create_or_replace(client, pool_id, node_id, user, _password(user, cipher))
-            results[user["name"]] = {"ok": True, "action": action}
-        except HttpResponseError as exc:
-            results[user["name"]] = {"ok": False, "error": service_error(exc)}
+            action = _grant(client, pool_id, node_id, user, _password(user, cipher), owned, attempt > 1)
+            results[name] = {"ok": True, "action": action}
+        except NotOwned:
+            message = (
+                f"node already has a user {name} that this app did not create; it is left alone "
+                "(grant another user name)"
+            )
+            results[name] = {"ok": False, "error": {"code": NOT_OWNED, "message": message}}
+        except AzureError as exc:
+            if is_transient(exc):
+                results[name] = {"ok": False, "transient": True, "error": service_error(exc)}
+                transient.append(user)
+                continue
+            if not isinstance(exc, HttpResponseError):
+                raise
+            results[name] = {"ok": False, "error": service_error(exc)}
             if error_code(exc) in NODE_GONE:
                 break  # no point trying the other users on a node that is gone
         except ValueError as exc:
-            results[user["name"]] = {
-                "ok": False,
-                "error": {"code": "PasswordUnavailable", "message": str(exc)},
-            }
+            results[name] = {"ok": False, "error": {"code": "PasswordUnavailable", "message": str(exc)}}
     for user in payload["users"]:
         results.setdefault(
             user["name"], {"ok": False, "error": {"code": "NodeGone", "message": "node is gone"}}
         )
     granted = sum(r["ok"] for r in results.values())
     log.info("node %s/%s: %d of %d users granted", pool_id, node_id, granted, len(results))
-    return {"nodeId": node_id, "users": results}
+    result: dict[str, Any] = {"poolId": pool_id, "nodeId": node_id, "users": results}
+    if transient:
+        result["retry"] = {**payload, "users": transient, "attempt": attempt + 1}
+    return result
 
 
-def delete_node_users(payload: dict) -> dict[str, Any]:
-    """Delete users from one node; a user, node or pool that is already gone counts as done."""
+def delete_node_users(payload: dict) -> dict:
+    """Delete users from one node; a user, node or pool that is already gone counts as done. A transient
+    error raises, so the orchestration runs the (idempotent) deletion again."""
     client = batch_client(settings())
     pool_id, node_id = payload["poolId"], payload["nodeId"]
     results: dict[str, dict[str, Any]] = {}
@@ -106,6 +153,8 @@ def delete_node_users(payload: dict) -> dict[str, Any]:
         except ResourceNotFoundError as exc:  # NodeUserNotFound, NodeNotFound, PoolNotFound
             results[name] = {"ok": True, "result": "gone", "code": error_code(exc)}
         except HttpResponseError as exc:
+            if is_transient(exc):
+                raise
             if error_code(exc) in NODE_GONE:
                 results[name] = {"ok": True, "result": "gone", "code": error_code(exc)}
             else:

@@ -20,7 +20,10 @@ def _request(pool_id: str, nodes: int, public_key: str) -> dict:
         "nodes": {"dedicated": nodes},
         "image": {"os": "ubuntu", "version": "24.04"},
         "startTask": {"commandLine": "true", "waitForSuccess": True},
-        "ssh": {"frontendPortRange": {"start": 30000, "end": 30000 + max(nodes, 40) - 1}},
+        "ssh": {
+            "frontendPortRange": {"start": 30000, "end": 30000 + max(nodes, 40) - 1},
+            "allowedSourcePrefixes": ["127.0.0.0/8"],
+        },
         "users": [{"name": "bench", "sshPublicKey": public_key, "expiry": "PT1H"}],
     }
 

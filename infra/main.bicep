@@ -36,6 +36,12 @@ param provisionDeadline string = 'PT30M'
 param idlePollInterval string = 'PT5S/PT1M'
 @description('NCRONTAB schedule of the expiry cleanup (CLEANUP_SCHEDULE).')
 param cleanupSchedule string = '0 */5 * * * *'
+@description('NCRONTAB schedule of reconcile: users for nodes that joined, records of vanished nodes (RECONCILE_SCHEDULE).')
+param reconcileSchedule string = '0 */5 * * * *'
+@description('Longest deleteAfter a pool request may ask for (MAX_POOL_LIFETIME, ISO 8601).')
+param maxPoolLifetime string = 'P30D'
+@description('SSH source prefixes for requests that name none (DEFAULT_SSH_SOURCE_PREFIXES); empty: such requests are rejected.')
+param defaultSshSourcePrefixes string = ''
 @allowed(['true', 'false'])
 @description('Delete the pool when a request fails (DELETE_POOL_ON_FAILURE).')
 param deletePoolOnFailure string = 'false'
@@ -47,6 +53,7 @@ var requestQueueName = 'pool-requests'
 var eventsQueueName = 'pool-events'
 var connectionsTableName = 'sshconnections'
 var requestsTableName = 'poolrequests'
+var poolsTableName = 'managedpools'
 
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = { 'azd-env-name': environmentName }
@@ -84,7 +91,7 @@ module storage 'app/storage.bicep' = {
     tags: tags
     deploymentContainerName: deploymentContainerName
     queueNames: [requestQueueName, eventsQueueName]
-    tableNames: [connectionsTableName, requestsTableName]
+    tableNames: [connectionsTableName, requestsTableName, poolsTableName]
   }
 }
 
@@ -218,6 +225,10 @@ var appSettings = concat(
       value: requestsTableName
     }
     {
+      name: 'POOLS_TABLE_NAME'
+      value: poolsTableName
+    }
+    {
       name: 'MAX_NODES_PER_REQUEST'
       value: maxNodesPerRequest
     }
@@ -240,6 +251,18 @@ var appSettings = concat(
     {
       name: 'CLEANUP_SCHEDULE'
       value: cleanupSchedule
+    }
+    {
+      name: 'RECONCILE_SCHEDULE'
+      value: reconcileSchedule
+    }
+    {
+      name: 'MAX_POOL_LIFETIME'
+      value: maxPoolLifetime
+    }
+    {
+      name: 'DEFAULT_SSH_SOURCE_PREFIXES'
+      value: defaultSshSourcePrefixes
     }
     {
       name: 'DELETE_POOL_ON_FAILURE'

@@ -1,5 +1,5 @@
-"""Taking access away: `revoke_user_access` (one user, one pool, now) and the singleton
-`cleanup_expired_access` (every record past its expiry)."""
+"""Taking access away: `revoke_user_access` (one user the app granted on one pool, now) and the singleton
+`cleanup_expired_access` (every live record past its expiry). Both act only where the app has records."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from typing import Any
 import azure.durable_functions as df
 
 from orchestrations.fan_out import ACTIVITY_RETRY, fan_out
-from provisioning.access import deletion_jobs, failed_deletions, settled_keys
+from provisioning.access import deletion_jobs, expired_by_pool, failed_deletions, settled_keys
 from provisioning.durations import format_timestamp
+from provisioning.events import event
 from provisioning.records import EXPIRED, REVOKED
 
 bp = df.Blueprint()
@@ -18,50 +19,51 @@ bp = df.Blueprint()
 CLEANUP_BATCH = 1000  # records per cleanup run; the next run takes the rest
 
 
-def revoke_user_access(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dict[str, Any]]:
-    """Delete the user from every node of the pool, then mark the user's records revoked."""
+def revoke_user_access(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dict]:
+    """Delete the user from the nodes where the app created it, then mark those records revoked."""
     job = context.get_input()
     pool_id, user = job["poolId"], job["user"]
+    at = format_timestamp(context.current_utc_datetime)
     context.set_custom_status({"phase": "revoking", "poolId": pool_id, "user": user})
-    listing = yield context.call_activity_with_retry(
-        "list_pool_node_ids", ACTIVITY_RETRY, {"poolId": pool_id}
+    found = yield context.call_activity_with_retry(
+        "find_user_records", ACTIVITY_RETRY, {"poolId": pool_id, "user": user}
     )
-    results = yield from fan_out(
-        context,
-        "delete_node_users",
-        [{"poolId": pool_id, "nodeId": n, "users": [user]} for n in listing["nodeIds"]],
-    )
+    results = yield from fan_out(context, "delete_node_users", deletion_jobs(found["records"]))
     failed = failed_deletions(results)
     marked = yield context.call_activity_with_retry(
         "mark_user_records",
         ACTIVITY_RETRY,
-        {
-            "poolId": pool_id,
-            "user": user,
-            "state": REVOKED,
-            "at": format_timestamp(context.current_utc_datetime),
-            "exceptNodeIds": sorted({f["nodeId"] for f in failed}),
-        },
+        {"poolId": pool_id, "user": user, "state": REVOKED, "at": at,
+         "exceptNodeIds": sorted({f["nodeId"] for f in failed})},
+    )  # fmt: skip
+    yield context.call_activity_with_retry(
+        "set_grant_state", ACTIVITY_RETRY, {"poolId": pool_id, "user": user, "state": REVOKED, "at": at}
     )
     outcome = {
         "poolId": pool_id,
         "user": user,
-        "poolExists": listing["exists"],
-        "nodes": len(listing["nodeIds"]),
-        "deleted": sum(1 for r in results if (r.get("users") or {}).get(user, {}).get("result") == "deleted"),
-        "alreadyGone": sum(
-            1 for r in results if (r.get("users") or {}).get(user, {}).get("result") == "gone"
-        ),
+        "nodes": len(results),
+        "deleted": _count(results, user, "deleted"),
+        "alreadyGone": _count(results, user, "gone"),
         "failed": failed,
         "recordsRevoked": marked["marked"],
     }
+    revoked = event(
+        "access-revoked", context.instance_id, at, pool_id, per_run=True,
+        user=user, nodes=outcome["nodes"], recordsRevoked=outcome["recordsRevoked"], failed=len(failed),
+    )  # fmt: skip
+    yield context.call_activity_with_retry("publish_event", ACTIVITY_RETRY, revoked)
     context.set_custom_status(
         {"phase": "revoked" if not failed else "partially-revoked", "poolId": pool_id, "user": user}
     )
     return outcome
 
 
-def cleanup_expired_access(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dict[str, Any]]:
+def _count(results: list, user: str, result: str) -> int:
+    return sum(1 for r in results if (r.get("users") or {}).get(user, {}).get("result") == result)
+
+
+def cleanup_expired_access(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dict]:
     """Find records past their expiry, delete those users from their nodes, mark the records expired."""
     now = format_timestamp(context.current_utc_datetime)
     context.set_custom_status({"phase": "finding-expired"})
@@ -73,9 +75,13 @@ def cleanup_expired_access(context: df.DurableOrchestrationContext) -> Generator
         return {"found": 0, "expired": 0, "failed": []}
     context.set_custom_status({"phase": "deleting-users", "found": len(records)})
     results = yield from fan_out(context, "delete_node_users", deletion_jobs(records))
+    settled = settled_keys(results)
     marked = yield context.call_activity_with_retry(
-        "mark_records", ACTIVITY_RETRY, {"keys": settled_keys(results), "state": EXPIRED, "at": now}
+        "mark_records", ACTIVITY_RETRY, {"keys": settled, "state": EXPIRED, "at": now}
     )
+    for pool_id, users in expired_by_pool(records, settled).items():
+        expired = event("access-expired", context.instance_id, now, pool_id, per_run=True, users=users)
+        yield context.call_activity_with_retry("publish_event", ACTIVITY_RETRY, expired)
     outcome = {"found": len(records), "expired": marked["marked"], "failed": failed_deletions(results)}
     context.set_custom_status({"phase": "done", **{k: v for k, v in outcome.items() if k != "failed"}})
     return outcome

@@ -1,4 +1,5 @@
-"""`provision_pool`: image -> pool -> idle nodes -> users on every node -> connection records -> event."""
+"""`provision_pool`: image -> pool (now managed) -> idle nodes -> users on every node with their connection
+records -> `pool-ready` / `pool-failed` event with the connection details."""
 
 from __future__ import annotations
 
@@ -8,19 +9,22 @@ from typing import Any
 
 import azure.durable_functions as df
 
-from orchestrations.fan_out import ACTIVITY_RETRY, fan_out
+from orchestrations.fan_out import ACTIVITY_RETRY
+from orchestrations.granting import grant_on_nodes
 from provisioning import progress as phases
 from provisioning.durations import format_timestamp
+from provisioning.events import connection_details, with_connections
 from provisioning.nodes import next_poll_interval, wait_decision
 from provisioning.progress import custom_status, summarize_outcome
 
 bp = df.Blueprint()
+BUSY_MARGIN_SECONDS = 3600  # how long after its deadline a crashed run still keeps reconcile away
 
 
 class ProvisioningFailed(Exception):
     """A business failure with the service's (or our) code and message; ends the run as `failed`."""
 
-    def __init__(self, error: dict[str, Any], problems: list[dict[str, Any]] | None = None) -> None:
+    def __init__(self, error: dict, problems: list | None = None) -> None:
         super().__init__(f"{error['code']}: {error['message']}")
         self.error = error
         self.problems = problems or []
@@ -29,7 +33,7 @@ class ProvisioningFailed(Exception):
 class Run:
     """The run's progress, mirrored into the custom status on every change of phase or counts."""
 
-    def __init__(self, context: df.DurableOrchestrationContext, request: dict[str, Any]) -> None:
+    def __init__(self, context: df.DurableOrchestrationContext, request: dict) -> None:
         self.context = context
         self.request = request
         target = request["nodes"]["dedicated"] + request["nodes"]["spot"]
@@ -41,9 +45,10 @@ class Run:
 
 
 def wait_for_idle_nodes(
-    context: df.DurableOrchestrationContext, run: Run, options: dict[str, Any]
-) -> Generator[Any, Any, tuple[list[str], list[dict[str, Any]]]]:
-    """Poll with durable timers and backoff: until the nodes settle, the deadline passes or it fails."""
+    context: df.DurableOrchestrationContext, run: Run, options: dict
+) -> Generator[Any, Any, tuple[list, list, dict | None]]:
+    """Poll with durable timers and backoff: until the nodes settle, the deadline passes or it fails.
+    Returns the usable nodes, the problem nodes and the allocation error when fewer nodes came."""
     deadline = context.current_utc_datetime + timedelta(seconds=options["deadlineSeconds"])
     interval = None
     while True:
@@ -59,7 +64,7 @@ def wait_for_idle_nodes(
         )
         decision = wait_decision(snapshot, deadline_passed=deadline_passed)
         if decision["action"] == "proceed":
-            return decision["usable"], snapshot["problems"]
+            return decision["usable"], snapshot["problems"], decision.get("allocationError")
         if decision["action"] == "fail":
             raise ProvisioningFailed(
                 {"code": decision["code"], "message": decision["message"]}, snapshot["problems"]
@@ -68,7 +73,7 @@ def wait_for_idle_nodes(
         yield context.create_timer(min(context.current_utc_datetime + timedelta(seconds=interval), deadline))
 
 
-def pool_event(output: dict[str, Any], instance_id: str, at: str) -> dict[str, Any]:
+def pool_event(output: dict, instance_id: str, at: str) -> dict:
     """`pool-ready` (completed or partial) or `pool-failed`, with counts and the status URL (no key in it)."""
     kind = "pool-failed" if output["outcome"] == phases.FAILED else "pool-ready"
     event = {
@@ -87,12 +92,13 @@ def pool_event(output: dict[str, Any], instance_id: str, at: str) -> dict[str, A
     return event
 
 
-def provision_pool(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dict[str, Any]]:
+def provision_pool(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dict]:
     started = context.get_input()
     request, options = started["request"], started["options"]
     pool_id, users = request["poolId"], request["users"]
     run = Run(context, request)
     image, grants, problems, error, written, pool_is_ours = None, [], [], None, 0, False
+    allocation_error, endpoints = None, {}
     try:
         run.phase(phases.SELECTING_IMAGE)
         chosen = yield context.call_activity_with_retry(
@@ -109,38 +115,28 @@ def provision_pool(context: df.DurableOrchestrationContext) -> Generator[Any, An
         if not created["ok"]:
             raise ProvisioningFailed(created["error"])
         pool_is_ours = True
+        yield context.call_activity_with_retry(
+            "register_managed_pool",
+            ACTIVITY_RETRY,
+            {"poolId": pool_id, "createdByApp": True, "requestId": request["requestId"], "users": users,
+             "deleteAfter": request.get("deleteAfter"), "at": format_timestamp(context.current_utc_datetime),
+             "busyUntil": format_timestamp(context.current_utc_datetime + timedelta(
+                 seconds=options["deadlineSeconds"] + BUSY_MARGIN_SECONDS))},
+        )  # fmt: skip
 
-        usable, problems = yield from wait_for_idle_nodes(context, run, options)
+        usable, problems, allocation_error = yield from wait_for_idle_nodes(context, run, options)
 
         run.phase(phases.GRANTING_ACCESS, nodesIdle=len(usable), nodesFailed=len(problems))
-        grants = yield from fan_out(
-            context, "create_node_users", [{"poolId": pool_id, "nodeId": n, "users": users} for n in usable]
+        names = [u["name"] for u in users]
+        granted = yield from grant_on_nodes(
+            context, pool_id, request["requestId"], users, [{"nodeId": n, "users": names} for n in usable]
         )
-        granted = sum(1 for g in grants for r in (g.get("users") or {}).values() if r.get("ok"))
-
-        run.phase(phases.RECORDING_CONNECTIONS, usersGranted=granted)
-        reachable = [g["nodeId"] for g in grants if any(r.get("ok") for r in (g.get("users") or {}).values())]
-        found = yield context.call_activity_with_retry(
-            "gather_ssh_endpoints", ACTIVITY_RETRY, {"poolId": pool_id, "nodeIds": reachable}
+        grants, endpoints, written = granted["grants"], granted["endpoints"], granted["written"]
+        problems = problems + granted["problems"]
+        run.phase(
+            phases.RECORDING_CONNECTIONS,
+            usersGranted=sum(1 for g in grants for r in (g.get("users") or {}).values() if r.get("ok")),
         )
-        for node_id, reason in sorted(found["missing"].items()):
-            problems.append(
-                {"nodeId": node_id, "state": "noendpoint", "reason": f"no SSH endpoint: {reason}"}
-            )
-        grants = [g for g in grants if g["nodeId"] not in found["missing"]]
-        wrote = yield context.call_activity_with_retry(
-            "write_connection_records",
-            ACTIVITY_RETRY,
-            {
-                "poolId": pool_id,
-                "requestId": request["requestId"],
-                "users": users,
-                "grants": grants,
-                "endpoints": found["endpoints"],
-                "grantedAt": format_timestamp(context.current_utc_datetime),
-            },
-        )
-        written = wrote["written"]
     except ProvisioningFailed as failure:
         error, problems = failure.error, failure.problems or problems
     except Exception as exc:  # noqa: BLE001 - an activity failed after its retries: report it, do not lose the event
@@ -157,6 +153,7 @@ def provision_pool(context: df.DurableOrchestrationContext) -> Generator[Any, An
         image=image,
         error=error,
         status_url=options["statusUrl"],
+        allocation_error=allocation_error,
     )
     if output["outcome"] == phases.FAILED and options["deletePoolOnFailure"] and pool_is_ours:
         deleted = yield context.call_activity_with_retry("delete_pool", ACTIVITY_RETRY, {"poolId": pool_id})
@@ -164,9 +161,13 @@ def provision_pool(context: df.DurableOrchestrationContext) -> Generator[Any, An
 
     run.phase(phases.PUBLISHING, **{k: v for k, v in output["progress"].items() if k in run.counts})
     at = format_timestamp(context.current_utc_datetime)
-    yield context.call_activity_with_retry(
-        "publish_pool_event", ACTIVITY_RETRY, pool_event(output, context.instance_id, at)
-    )
+    connections = connection_details(grants, endpoints)
+    body = with_connections(pool_event(output, context.instance_id, at), connections)
+    yield context.call_activity_with_retry("publish_event", ACTIVITY_RETRY, body)
+    if pool_is_ours:  # done with the pool: reconcile may look after it from now on
+        yield context.call_activity_with_retry(
+            "set_managed_pool_state", ACTIVITY_RETRY, {"poolId": pool_id, "busyUntil": at}
+        )
     run.phase(output["outcome"])
     return output
 

@@ -49,3 +49,13 @@ def failed_deletions(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     }
                 )
     return failed
+
+
+def expired_by_pool(records: list[dict[str, Any]], settled: list[list[str]]) -> dict[str, list[str]]:
+    """Per pool id, the users whose expired records were settled (for one `access-expired` event a pool)."""
+    done = {(pk, rk) for pk, rk in settled}
+    pools: dict[str, set[str]] = {}
+    for record in records:
+        if (record["partitionKey"], record["rowKey"]) in done:
+            pools.setdefault(record["poolId"], set()).add(record["user"])
+    return {pool: sorted(users) for pool, users in sorted(pools.items())}

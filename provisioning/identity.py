@@ -5,15 +5,16 @@ from __future__ import annotations
 import hashlib
 
 CLEANUP_INSTANCE_ID = "cleanup-expired-access"
+RECONCILE_INSTANCE_ID = "reconcile-access"
 
 
-def _digest(text: str, length: int = 16) -> str:
+def digest(text: str, length: int = 16) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:length]
 
 
 def default_request_id(pool_id: str) -> str:
     """The requestId of a request that gives none: a hash of the (case-insensitive) pool id."""
-    return f"pool-{_digest(pool_id.lower())}"
+    return f"pool-{digest(pool_id.lower())}"
 
 
 def provision_instance_id(request_id: str) -> str:
@@ -29,4 +30,14 @@ def instance_id_for(request: dict) -> str:
 
 def revoke_instance_id(pool_id: str, user: str) -> str:
     """Instance id of the `revoke_user_access` orchestration for one user on one pool."""
-    return f"revoke-{_digest(pool_id.lower() + '|' + user)}"
+    return f"revoke-{digest(pool_id.lower() + '|' + user)}"
+
+
+def grant_instance_id(request_id: str) -> str:
+    """Instance id of the `grant_pool_access` orchestration for a grant's request id."""
+    return f"grant-access-{request_id}"
+
+
+def delete_pool_instance_id(pool_id: str) -> str:
+    """Instance id of the `delete_managed_pool` orchestration for a pool (one deletion at a time)."""
+    return f"delete-pool-{digest(pool_id.lower())}"

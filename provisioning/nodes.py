@@ -105,17 +105,24 @@ def wait_decision(snapshot: dict[str, Any], *, deadline_passed: bool) -> dict[st
         return {"action": "fail", "code": "PoolNotFound", "message": "the pool no longer exists"}
     if snapshot["poolState"] == "deleting":
         return {"action": "fail", "code": "PoolBeingDeleted", "message": "the pool is being deleted"}
+    allocation_error = None
     if snapshot["resizeErrors"]:
         first = snapshot["resizeErrors"][0]
         codes = ", ".join(e["code"] or "ResizeError" for e in snapshot["resizeErrors"])
-        return {
-            "action": "fail",
+        allocation_error = {
             "code": first["code"] or "ResizeError",
             "message": f"the pool could not be allocated ({codes}): {first['message']}",
         }
+        if snapshot["nodeCount"] == 0:
+            return {"action": "fail", **allocation_error}  # nothing was allocated: fail fast
     if snapshot["settled"] or deadline_passed:
         if snapshot["usable"]:
-            return {"action": "proceed", "usable": snapshot["usable"]}
+            decision = {"action": "proceed", "usable": snapshot["usable"]}
+            if allocation_error:
+                decision["allocationError"] = allocation_error  # go on with the nodes that were allocated
+            return decision
+        if allocation_error:
+            return {"action": "fail", **allocation_error}
         if snapshot["settled"]:
             detail = "; ".join(f"{p['nodeId']}: {p['reason']}" for p in snapshot["problems"][:10])
             return {

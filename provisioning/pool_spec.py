@@ -125,3 +125,32 @@ def existing_pool_difference(pool: dict[str, Any], request: dict[str, Any]) -> s
     elif not differences:
         differences.append("its image, start task or SSH settings differ")
     return "; ".join(differences)
+
+
+def ssh_access_problem(pool: dict[str, Any]) -> dict[str, str] | None:
+    """Why access cannot be granted on an existing pool (service JSON), or None: it must be active, run Linux
+    and have an inbound NAT pool for backend port 22."""
+    pool_id = pool.get("id")
+    if (pool.get("state") or "").lower() == "deleting":
+        return {"code": "PoolBeingDeleted", "message": f"pool {pool_id} is being deleted"}
+    vm = pool.get("virtualMachineConfiguration") or {}
+    agent = str(vm.get("nodeAgentSKUId") or vm.get("nodeAgentSkuId") or "").lower()
+    if agent.startswith("batch.node.windows"):
+        return {
+            "code": "PoolNotLinux",
+            "message": f"pool {pool_id} runs Windows; this app grants SSH access on Linux pools only",
+        }
+    nat_pools = ((pool.get("networkConfiguration") or {}).get("endpointConfiguration") or {}).get(
+        "inboundNATPools"
+    ) or []
+    if not any(int(p.get("backendPort") or 0) == SSH_BACKEND_PORT for p in nat_pools):
+        return {
+            "code": "PoolHasNoSshEndpoint",
+            "message": (
+                f"pool {pool_id} has no inbound NAT pool for port 22, so its nodes cannot be reached over "
+                "SSH, and a pool's network configuration cannot be changed after it is created. Create a "
+                "pool with an SSH endpoint instead (POST /api/pools does), or recreate this one with an "
+                "inbound NAT pool for backend port 22."
+            ),
+        }
+    return None

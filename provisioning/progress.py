@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 ACCEPTED = "accepted"
+CHECKING_POOL = "checking-pool"
 SELECTING_IMAGE = "selecting-image"
 CREATING_POOL = "creating-pool"
 WAITING_FOR_NODES = "waiting-for-nodes"
@@ -85,21 +86,29 @@ def summarize_outcome(
     error: dict[str, Any] | None = None,
     status_url: str | None = None,
     pool_deleted: bool = False,
+    target: int | None = None,
+    allocation_error: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The orchestration output: completed when every requested node granted every user, partial when some
-    (node, user) got access, failed when none did or the run stopped with an error."""
-    target = request["nodes"]["dedicated"] + request["nodes"]["spot"]
+    """The orchestration output: completed when at least the requested nodes granted every user, partial when
+    some (node, user) got access (or the pool got fewer nodes than asked: `error` names why), failed when none
+    did or the run stopped with an error. `target` defaults to the request's node count."""
+    if target is None:
+        target = request["nodes"]["dedicated"] + request["nodes"]["spot"]
     nodes = node_outcomes(grants, problems)
     granted = sum(len(n.get("usersGranted", [])) for n in nodes)
     full = sum(1 for n in nodes if n["outcome"] == "granted")
-    if error or granted == 0:
+    if error or (granted == 0 and target > 0):
         outcome = FAILED
         if not error:
-            error = {"code": "NoAccessGranted", "message": "no user could be added to any node"}
-    elif full == target and not problems:
+            error = allocation_error or {
+                "code": "NoAccessGranted",
+                "message": "no user could be added to any node",
+            }
+    elif full >= target and full == len(grants) and not problems and not allocation_error:
         outcome = COMPLETED
     else:
         outcome = PARTIAL
+        error = allocation_error
     counts = progress(
         target=target,
         ready=len(grants),

@@ -1,4 +1,10 @@
-"""SSH connection records: one per (pool, node, user), their Table entity form, and three renderings."""
+"""SSH connection records: one per (pool, node, user), their states, their Table entity form, and three
+renderings.
+
+A record is written `pending` before its user is created on the node (so the app always knows what it may
+have created), becomes `active` once the user exists, and ends `revoked`, `expired`, `gone` (the node or pool
+vanished) or `deleted` (the app deleted the pool); `stateChangedAt` says when.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +14,11 @@ from typing import Any
 
 from provisioning.durations import format_timestamp, parse_timestamp
 
-ACTIVE, REVOKED, EXPIRED = "active", "revoked", "expired"
-STATES = (ACTIVE, REVOKED, EXPIRED)
+PENDING, ACTIVE = "pending", "active"
+REVOKED, EXPIRED, GONE, DELETED = "revoked", "expired", "gone", "deleted"
+STATES = (PENDING, ACTIVE, REVOKED, EXPIRED, GONE, DELETED)
+LIVE_STATES = (PENDING, ACTIVE)  # the app has, or may have, created this user on this node
+ENDED_STATES = (REVOKED, EXPIRED, GONE, DELETED)
 
 
 def partition_key(pool_id: str) -> str:
@@ -125,10 +134,39 @@ class SshConnectionRecord:
 
 
 def auth_method(user: dict[str, Any]) -> str:
-    methods = (["ssh-key"] if user.get("sshPublicKey") else []) + (
-        ["password"] if user.get("hasPassword") else []
-    )
+    has_key = user.get("sshPublicKey") or user.get("keyFingerprint")
+    methods = (["ssh-key"] if has_key else []) + (["password"] if user.get("hasPassword") else [])
     return "+".join(methods) or "ssh-key"
+
+
+def record_for(
+    *,
+    pool_id: str,
+    node_id: str,
+    user: dict[str, Any],
+    endpoint: dict[str, Any],
+    request_id: str,
+    state: str,
+    at: datetime,
+) -> SshConnectionRecord:
+    """The record of one (node, user) with the node's SSH endpoint `{"ip", "port", "state"}`."""
+    return SshConnectionRecord(
+        pool_id=pool_id,
+        node_id=node_id,
+        user=user["name"],
+        ip=endpoint.get("ip") or "",
+        port=int(endpoint.get("port") or 0),
+        expires_at=parse_timestamp(user["expiryTime"]),
+        is_admin=bool(user.get("admin")),
+        auth_method=auth_method(user),
+        key_fingerprint=user.get("keyFingerprint", ""),
+        key_type=user.get("keyType", ""),
+        state=state,
+        node_state=endpoint.get("state") or "",
+        request_id=request_id,
+        granted_at=at,
+        state_changed_at=at,
+    )
 
 
 def build_records(
@@ -140,7 +178,7 @@ def build_records(
     endpoints: dict[str, dict[str, Any]],
     granted_at: datetime,
 ) -> list[SshConnectionRecord]:
-    """A record for every (node, user) that was granted and whose node has an SSH endpoint.
+    """An `active` record for every (node, user) that was granted and whose node has an SSH endpoint.
 
     `grants` are the per-node results of user creation (`{"nodeId", "users": {name: {"ok": bool}}}`),
     `endpoints` maps node id to `{"ip", "port", "state"}`.
@@ -154,23 +192,15 @@ def build_records(
         for name, outcome in sorted((grant.get("users") or {}).items()):
             if not outcome.get("ok") or name not in by_name:
                 continue
-            user = by_name[name]
             records.append(
-                SshConnectionRecord(
+                record_for(
                     pool_id=pool_id,
                     node_id=grant["nodeId"],
-                    user=name,
-                    ip=endpoint["ip"],
-                    port=int(endpoint["port"]),
-                    expires_at=parse_timestamp(user["expiryTime"]),
-                    is_admin=bool(user.get("admin")),
-                    auth_method=auth_method(user),
-                    key_fingerprint=user.get("keyFingerprint", ""),
-                    key_type=user.get("keyType", ""),
-                    state=ACTIVE,
-                    node_state=endpoint.get("state") or "",
+                    user=by_name[name],
+                    endpoint=endpoint,
                     request_id=request_id,
-                    granted_at=granted_at,
+                    state=ACTIVE,
+                    at=granted_at,
                 )
             )
     return records

@@ -145,7 +145,7 @@ def _join(parent: str, name: str) -> str:
     return name if parent == "request" else f"{parent}.{name}"
 
 
-def _schema_errors(error: ValidationError) -> list[FieldError]:
+def schema_errors(error: ValidationError) -> list[FieldError]:
     """Turn one jsonschema error into field errors, never echoing the value (it may be a secret)."""
     where = field_path(error.absolute_path)
     kind, limit, schema = error.validator, error.validator_value, error.schema
@@ -190,7 +190,7 @@ def parse_body(body: bytes | str | dict[str, Any]) -> tuple[dict[str, Any] | Non
     try:
         text = body.decode("utf-8") if isinstance(body, bytes) else body
         data = json.loads(text)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         return None, [FieldError("request", "must be a JSON object (the body is not valid JSON)")]
     if not isinstance(data, dict):
         return None, [FieldError("request", "must be a JSON object")]
@@ -205,7 +205,7 @@ def validate_request(
     if data is None:
         return ValidationResult(None, errors)
     for error in sorted(_validator().iter_errors(data), key=lambda e: list(map(str, e.absolute_path))):
-        errors.extend(_schema_errors(error))
+        errors.extend(schema_errors(error))
     bad_fields = {e.field for e in errors}
 
     def clean(path: str) -> bool:
@@ -214,10 +214,13 @@ def validate_request(
 
     warnings: list[FieldError] = []
     total_nodes = _check_nodes(data, settings, errors) if clean("nodes") and "nodes" in data else 0
-    ssh = _check_ssh(data.get("ssh") or {}, total_nodes, errors) if clean("ssh") else {}
+    ssh = _check_ssh(data.get("ssh") or {}, total_nodes, settings, errors, warnings) if clean("ssh") else {}
+    delete_after = None
+    if isinstance(data.get("deleteAfter"), str) and clean("deleteAfter"):
+        delete_after = _resolve_delete_after(data["deleteAfter"], settings, now, errors)
     users, passwords = [], {}
     if isinstance(data.get("users"), list):
-        users, passwords = _check_users(data["users"], settings, now, errors, warnings, clean)
+        users, passwords = check_users(data["users"], settings, now, errors, warnings, clean)
     if errors:
         return ValidationResult(None, errors)
 
@@ -239,9 +242,35 @@ def validate_request(
         },
         "ssh": ssh,
         "users": users,
+        "deleteAfter": delete_after,
         "fingerprint": request_fingerprint(data),
     }
     return ValidationResult(ValidatedRequest(normalised, passwords, warnings), [])
+
+
+def _resolve_delete_after(
+    text: str, settings: Settings, now: datetime, errors: list[FieldError]
+) -> str | None:
+    """`deleteAfter`: an ISO 8601 time with offset or a duration from now, at most MAX_POOL_LIFETIME ahead."""
+    try:
+        when = now + parse_duration(text) if text.strip().upper().startswith("P") else parse_timestamp(text)
+    except (DurationError, OverflowError):
+        errors.append(
+            FieldError(
+                "deleteAfter",
+                "must be an ISO 8601 time with an offset (2030-01-02T03:04:05Z) or a duration (PT8H, P1D)",
+            )
+        )
+        return None
+    if when <= now:
+        errors.append(FieldError("deleteAfter", "must be in the future"))
+        return None
+    if when - now > settings.max_pool_lifetime + timedelta(seconds=1):
+        cap = format_duration(settings.max_pool_lifetime)
+        rule = f"must be at most {cap} from now (MAX_POOL_LIFETIME setting)"
+        errors.append(FieldError("deleteAfter", rule))
+        return None
+    return format_timestamp(when)
 
 
 def request_fingerprint(data: dict[str, Any]) -> str:
@@ -277,7 +306,19 @@ def default_port_range(total_nodes: int) -> dict[str, int]:
     return {"start": start, "end": start + size - 1}
 
 
-def _check_ssh(ssh: dict[str, Any], total_nodes: int, errors: list[FieldError]) -> dict[str, Any]:
+OPEN_SSH_WARNING = (
+    '"*" lets every address on the internet reach SSH on every node: give the networks that need access '
+    "instead (IP addresses or CIDR prefixes)"
+)
+
+
+def _check_ssh(
+    ssh: dict[str, Any],
+    total_nodes: int,
+    settings: Settings,
+    errors: list[FieldError],
+    warnings: list[FieldError],
+) -> dict[str, Any]:
     where = "ssh.frontendPortRange"
     ports = ssh.get("frontendPortRange") or default_port_range(total_nodes)
     start, end = ports["start"], ports["end"]
@@ -291,7 +332,17 @@ def _check_ssh(ssh: dict[str, Any], total_nodes: int, errors: list[FieldError]) 
         errors.append(
             FieldError(where, f"must hold at least one port per node ({total_nodes} nodes requested)")
         )
-    prefixes = ssh.get("allowedSourcePrefixes") or ["*"]
+    prefixes = ssh.get("allowedSourcePrefixes") or list(settings.default_ssh_source_prefixes)
+    if not prefixes:
+        errors.append(
+            FieldError(
+                "ssh.allowedSourcePrefixes",
+                "is required: the app has no DEFAULT_SSH_SOURCE_PREFIXES setting (give the IP addresses or "
+                'CIDR prefixes allowed to connect, or "*" for any address)',
+            )
+        )
+    elif prefixes == ["*"]:
+        warnings.append(FieldError("ssh.allowedSourcePrefixes", OPEN_SSH_WARNING))
     for index, prefix in enumerate(prefixes):
         if prefix == "*":
             continue
@@ -316,7 +367,7 @@ def _resolve_expiry(
         return now + settings.default_access_duration, None
     try:
         when = now + parse_duration(text) if text.strip().upper().startswith("P") else parse_timestamp(text)
-    except DurationError:
+    except (DurationError, OverflowError):
         return (
             None,
             "must be an ISO 8601 time with an offset (2030-01-02T03:04:05Z) or a duration (PT8H, P1D)",
@@ -329,7 +380,7 @@ def _resolve_expiry(
     return when, None
 
 
-def _check_users(
+def check_users(
     users: list[Any],
     settings: Settings,
     now: datetime,

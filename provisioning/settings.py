@@ -23,6 +23,10 @@ DEFAULTS: dict[str, str] = {
     "IDLE_POLL_INTERVAL": "PT5S/PT1M",
     "CLEANUP_SCHEDULE": "0 */5 * * * *",
     "DELETE_POOL_ON_FAILURE": "false",
+    "POOLS_TABLE_NAME": "managedpools",
+    "RECONCILE_SCHEDULE": "0 */5 * * * *",
+    "DEFAULT_SSH_SOURCE_PREFIXES": "",
+    "MAX_POOL_LIFETIME": "P30D",
 }
 
 STORAGE = "AzureWebJobsStorage"
@@ -71,6 +75,10 @@ class Settings:
     password_encryption_key: str | None
     delete_pool_on_failure: bool
     app_base_url: str | None
+    pools_table: str = "managedpools"
+    reconcile_schedule: str = "0 */5 * * * *"
+    default_ssh_source_prefixes: tuple[str, ...] = ()
+    max_pool_lifetime: timedelta = timedelta(days=30)
 
     @property
     def passwords_enabled(self) -> bool:
@@ -197,6 +205,25 @@ def _storage_identity(env: Mapping[str, str]) -> dict[str, object]:
     }
 
 
+def _prefixes(env: Mapping[str, str]) -> tuple[str, ...]:
+    """DEFAULT_SSH_SOURCE_PREFIXES: IPs or CIDRs separated by commas or spaces, or `*`; empty means none."""
+    import ipaddress
+
+    values = tuple(p for p in re.split(r"[,\s]+", _get(env, "DEFAULT_SSH_SOURCE_PREFIXES")) if p)
+    for value in values:
+        if value == "*":
+            continue
+        try:
+            ipaddress.ip_network(value, strict=False)
+        except ValueError as exc:
+            raise SettingsError(
+                f"DEFAULT_SSH_SOURCE_PREFIXES: {value!r} is not an IP address or CIDR prefix (or *)"
+            ) from exc
+    if "*" in values and len(values) > 1:
+        raise SettingsError('DEFAULT_SSH_SOURCE_PREFIXES: must not combine "*" with other prefixes')
+    return values
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Parse the settings from `env` (default os.environ); raise SettingsError naming a bad one."""
     env = os.environ if env is None else env
@@ -241,4 +268,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         password_encryption_key=key,
         delete_pool_on_failure=_bool(env, "DELETE_POOL_ON_FAILURE"),
         app_base_url=base_url,
+        pools_table=_name(
+            env, "POOLS_TABLE_NAME", _TABLE_NAME, "3-63 letters and digits, starting with a letter"
+        ),
+        reconcile_schedule=_get(env, "RECONCILE_SCHEDULE"),
+        default_ssh_source_prefixes=_prefixes(env),
+        max_pool_lifetime=_duration(env, "MAX_POOL_LIFETIME"),
     )

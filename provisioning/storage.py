@@ -14,7 +14,7 @@ from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
 
 from provisioning.clients import queue_client, table_client
-from provisioning.records import ACTIVE, SshConnectionRecord, partition_key
+from provisioning.records import ACTIVE, LIVE_STATES, PENDING, SshConnectionRecord, partition_key
 from provisioning.settings import Settings
 
 MAX_TRANSACTION = 100  # Table storage's limit per transaction (one partition)
@@ -41,6 +41,9 @@ def chunks(items: list[Any], size: int = MAX_TRANSACTION) -> Iterable[list[Any]]
         yield items[start : start + size]
 
 
+_LIVE = "(State eq 'pending' or State eq 'active')"
+
+
 class ConnectionRecords:
     """The SSH connection records table (PartitionKey = pool id in lower case, RowKey = `node|user`)."""
 
@@ -59,6 +62,34 @@ class ConnectionRecords:
                 )
         return len(records)
 
+    def prepare(self, records: list[SshConnectionRecord]) -> list[str]:
+        """Write `pending` records for the (node, user) pairs about to be created, before they are created.
+
+        Pairs that already have a live (pending or active) record keep it: the app created (or was creating)
+        that user, so it may replace it. Returns the RowKeys of those pairs."""
+        if not records:
+            return []
+        existing = self._states(records[0].pool_id)
+        owned = sorted(r.row_key for r in records if existing.get(r.row_key) in LIVE_STATES)
+        self.upsert([r for r in records if existing.get(r.row_key) not in LIVE_STATES])
+        return owned
+
+    def drop_pending(self, pool_id: str, row_keys: list[str]) -> int:
+        """Delete `pending` records whose user turned out not to be the app's to create."""
+        pk, wanted = partition_key(pool_id), set(row_keys)
+        if not wanted:
+            return 0
+        doomed = [rk for rk, state in self._states(pool_id).items() if rk in wanted and state == PENDING]
+        for batch in chunks(doomed):
+            self._table.submit_transaction([("delete", {"PartitionKey": pk, "RowKey": rk}) for rk in batch])
+        return len(doomed)
+
+    def _states(self, pool_id: str) -> dict[str, str]:
+        entities = self._table.query_entities(
+            "PartitionKey eq @pk", parameters={"pk": partition_key(pool_id)}, select=["RowKey", "State"]
+        )
+        return {e["RowKey"]: e.get("State", ACTIVE) for e in entities}
+
     def for_pool(self, pool_id: str) -> list[SshConnectionRecord]:
         entities = self._table.query_entities(
             "PartitionKey eq @pk", parameters={"pk": partition_key(pool_id)}
@@ -67,11 +98,23 @@ class ConnectionRecords:
             (SshConnectionRecord.from_entity(e) for e in entities), key=lambda r: (r.user, r.node_id)
         )
 
-    def expired(self, now: datetime, limit: int) -> list[SshConnectionRecord]:
-        """Active records whose expiry has passed, across all pools (at most `limit`)."""
+    def live_for_pool(self, pool_id: str) -> list[SshConnectionRecord]:
+        return [r for r in self.for_pool(pool_id) if r.state in LIVE_STATES]
+
+    def active_for_user(self, user: str) -> list[SshConnectionRecord]:
+        """Every active record of one user, across pools."""
         entities = self._table.query_entities(
-            "State eq @state and ExpiresAt le @now",
-            parameters={"state": ACTIVE, "now": now},
+            "UserName eq @user and State eq @state", parameters={"user": user, "state": ACTIVE}
+        )
+        return sorted(
+            (SshConnectionRecord.from_entity(e) for e in entities), key=lambda r: (r.pool_id, r.node_id)
+        )
+
+    def expired(self, now: datetime, limit: int) -> list[SshConnectionRecord]:
+        """Live records whose expiry has passed, across all pools (at most `limit`)."""
+        entities = self._table.query_entities(
+            f"{_LIVE} and ExpiresAt le @now",
+            parameters={"now": now},
             results_per_page=min(limit, 1000),
         )
         found = []
@@ -82,28 +125,51 @@ class ConnectionRecords:
         return found
 
     def mark(self, keys: list[tuple[str, str]], state: str, at: datetime) -> int:
-        """Set `state` on the given (PartitionKey, RowKey) records still active; returns how many changed."""
+        """Set `state` on the given (PartitionKey, RowKey) records still live; returns how many changed."""
         wanted: dict[str, set[str]] = defaultdict(set)
         for pk, rk in keys:
             wanted[pk].add(rk)
         changed = 0
         for pk, rows in wanted.items():
-            active = self._table.query_entities(
-                "PartitionKey eq @pk and State eq @state", parameters={"pk": pk, "state": ACTIVE}
-            )
-            changed += self._set_state(pk, [e for e in active if e["RowKey"] in rows], state, at)
+            live = self._table.query_entities(f"PartitionKey eq @pk and {_LIVE}", parameters={"pk": pk})
+            changed += self._set_state(pk, [e for e in live if e["RowKey"] in rows], state, at)
         return changed
 
     def mark_user(
         self, pool_id: str, user: str, state: str, at: datetime, except_nodes: Iterable[str] = ()
     ) -> int:
-        """Set `state` on every active record of `user` on `pool_id` (but those on `except_nodes`)."""
+        """Set `state` on every live record of `user` on `pool_id` (but those on `except_nodes`)."""
         pk, skip = partition_key(pool_id), set(except_nodes)
-        active = self._table.query_entities(
-            "PartitionKey eq @pk and State eq @state and UserName eq @user",
-            parameters={"pk": pk, "state": ACTIVE, "user": user},
+        live = self._table.query_entities(
+            f"PartitionKey eq @pk and UserName eq @user and {_LIVE}", parameters={"pk": pk, "user": user}
         )
-        return self._set_state(pk, [e for e in active if e["NodeId"] not in skip], state, at)
+        return self._set_state(pk, [e for e in live if e["NodeId"] not in skip], state, at)
+
+    def mark_pool(self, pool_id: str, state: str, at: datetime) -> int:
+        """Set `state` on every live record of a pool (the pool was deleted or vanished)."""
+        pk = partition_key(pool_id)
+        live = self._table.query_entities(f"PartitionKey eq @pk and {_LIVE}", parameters={"pk": pk})
+        return self._set_state(pk, list(live), state, at)
+
+    def refresh_node_states(self, pool_id: str, node_states: dict[str, str]) -> int:
+        """Write each node's current state into its live records where it changed."""
+        pk = partition_key(pool_id)
+        live = self._table.query_entities(f"PartitionKey eq @pk and {_LIVE}", parameters={"pk": pk})
+        changed = [
+            e for e in live if e["NodeId"] in node_states and e.get("NodeState") != node_states[e["NodeId"]]
+        ]
+        for batch in chunks(changed):
+            self._table.submit_transaction(
+                [
+                    (
+                        "update",
+                        {"PartitionKey": pk, "RowKey": e["RowKey"], "NodeState": node_states[e["NodeId"]]},
+                        {"mode": UpdateMode.MERGE},
+                    )
+                    for e in batch
+                ]
+            )
+        return len(changed)
 
     def _set_state(self, pk: str, entities: list[Any], state: str, at: datetime) -> int:
         """Merge the new state into entities, guarded by their etags (a concurrent change fails the batch)."""
@@ -143,6 +209,7 @@ class RequestEntries:
         warnings: list[dict[str, str]] | None = None,
         fingerprint: str | None = None,
         received_at: datetime | None = None,
+        kind: str = "create-pool",
     ) -> dict[str, Any]:
         entity = {
             "PartitionKey": partition_key(pool_id) if pool_id else INVALID_PARTITION,
@@ -156,6 +223,7 @@ class RequestEntries:
             "Warnings": json.dumps(warnings or []),
             "Fingerprint": fingerprint or "",
             "ReceivedAt": received_at or datetime.now(UTC),
+            "Kind": kind,
         }
         self._table.upsert_entity(entity, mode=UpdateMode.REPLACE)
         return self._to_json(entity)
@@ -198,6 +266,7 @@ class RequestEntries:
             "errors": json.loads(entity.get("Errors") or "[]"),
             "warnings": json.loads(entity.get("Warnings") or "[]"),
             "fingerprint": entity.get("Fingerprint") or None,
+            "kind": entity.get("Kind") or "create-pool",
             "receivedAt": received.astimezone(UTC).isoformat()
             if isinstance(received, datetime)
             else received,

@@ -3,8 +3,10 @@ repository's function_app.py; helpers to send requests, wait for outcomes, read 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,7 @@ from azure.core.exceptions import ResourceExistsError
 from azure.storage.queue import QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
 from cryptography.fernet import Fernet
 
+from devstack.batch_emulator.sdk_pools import newest_verified_ubuntu, ssh_pool
 from devstack.functions_host.launcher import HostEndpoint, start_functions_host
 from devstack.process import free_port, wait_until
 from devstack.ssh_client import SshKey, generate_key, run_ssh
@@ -34,6 +37,8 @@ class AppStack:
     batch: Any
     connection_string: str
     log_path: Path
+    request_queue: str | None = None
+    events_queue: str | None = None
     events: list[dict] = field(default_factory=list)
 
     def queue(self, name: str) -> QueueClient:
@@ -52,7 +57,7 @@ class AppStack:
     def send(self, request: dict | str) -> None:
         """Put a request on the request queue as another system would (base64 text)."""
         body = request if isinstance(request, str) else json.dumps(request)
-        self.queue("pool-requests").send_message(body)
+        self.queue(self.request_queue or "pool-requests").send_message(body)
 
     def pool(self, pool_id: str) -> tuple[int, Any]:
         status, _, body = self.host.request("GET", f"/api/pools/{pool_id}")
@@ -80,7 +85,7 @@ class AppStack:
 
     def drain_events(self) -> list[dict]:
         """Every event published so far (read and removed from the events queue, kept here)."""
-        queue = self.queue("pool-events")
+        queue = self.queue(self.events_queue or "pool-events")
         while True:
             batch = list(queue.receive_messages(max_messages=32, visibility_timeout=60))
             if not batch:
@@ -93,16 +98,71 @@ class AppStack:
         def found() -> bool:
             return any(predicate(e) for e in self.drain_events())
 
-        wait_until(found, timeout, what, interval=0.25)
+        try:
+            wait_until(found, timeout, what, interval=0.25)
+        except TimeoutError as exc:
+            seen = sorted({(e.get("type"), e.get("poolId")) for e in self.events}, key=str)
+            raise TimeoutError(f"{exc}; events seen: {seen}") from None
         return next(e for e in self.events if predicate(e))
 
     def host_log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def grant(self, pool_id: str, users: list[dict], **body: Any) -> tuple[int, Any]:
+        """POST /api/pools/{poolId}/access."""
+        status, _, answer = self.host.request(
+            "POST", f"/api/pools/{pool_id}/access", json={"users": users, **body}
+        )
+        return status, answer
+
+    def finished(self, answer: dict, timeout: float = 120) -> dict:
+        """The output of the orchestration a 202 answer started, once it has finished."""
+        status = self.host.wait_for_instance(answer["instanceId"], timeout)
+        assert status["runtimeStatus"] == "Completed", status
+        return status["output"]
+
+    def records(self, pool_id: str) -> dict[tuple[str, str], dict]:
+        """{(nodeId, user): record} of a pool, every state."""
+        _, body = self.connections(pool_id)
+        return {(r["nodeId"], r["user"]): r for r in body["connections"]}
+
+    def sdk_pool(self, pool_id: str, nodes: int) -> list[str]:
+        """A pool created directly through the Batch SDK (not by the app), with an SSH NAT pool; its node ids
+        once they are idle."""
+        client = self.batch.client()
+        client.create_pool(ssh_pool(pool_id, newest_verified_ubuntu(client), nodes, "echo ready"))
+        return self.idle_nodes(pool_id, nodes)
+
+    def idle_nodes(self, pool_id: str, count: int) -> list[str]:
+        def ready() -> bool:
+            nodes = self.batch.pool_nodes(pool_id)["nodes"]
+            return len(nodes) == count and all(n["state"] == "idle" for n in nodes)
+
+        wait_until(ready, 60, f"{count} idle nodes in pool {pool_id}", interval=0.25)
+        return sorted(n["id"] for n in self.batch.pool_nodes(pool_id)["nodes"])
+
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory, azurite, batch_emulator) -> AppStack:
     """The app on the local host, pointed at this session's Azurite and emulator; fast polling and cleanup."""
+    env = {
+        "IDLE_POLL_INTERVAL": "PT0.5S/PT1S",
+        "PROVISION_DEADLINE": "PT5M",
+        "MAX_NODES_PER_REQUEST": "10",
+        "MAX_ACCESS_DURATION": "P1D",
+        "CLEANUP_SCHEDULE": "*/2 * * * * *",
+        # Reconcile would add Batch calls to every test; the reconcile tests run their own host.
+        "RECONCILE_SCHEDULE": "0 0 0 1 1 *",
+        "PASSWORD_ENCRYPTION_KEY": PASSWORD_KEY,
+        "DELETE_POOL_ON_FAILURE": "false",
+    }
+    with app_host(tmp_path_factory, azurite, batch_emulator, env) as stack:
+        yield stack
+
+
+@contextlib.contextmanager
+def app_host(tmp_path_factory, azurite, batch_emulator, env: dict[str, str]) -> Iterator[AppStack]:
+    """The app on a local host with these settings (on top of the services'), stopped afterwards."""
     work = tmp_path_factory.mktemp("e2e-host")
     port = free_port()
     env = {
@@ -111,20 +171,21 @@ def stack(tmp_path_factory, azurite, batch_emulator) -> AppStack:
         "BATCH_ACCOUNT_NAME": batch_emulator.account,
         "BATCH_ACCOUNT_KEY": batch_emulator.key,
         "APP_BASE_URL": f"http://127.0.0.1:{port}",
-        "IDLE_POLL_INTERVAL": "PT0.5S/PT1S",
-        "PROVISION_DEADLINE": "PT5M",
-        "MAX_NODES_PER_REQUEST": "10",
-        "MAX_ACCESS_DURATION": "P1D",
-        "CLEANUP_SCHEDULE": "*/2 * * * * *",
-        "PASSWORD_ENCRYPTION_KEY": PASSWORD_KEY,
-        "DELETE_POOL_ON_FAILURE": "false",
+        **env,
     }
     log_path = work / "functions-host.log"
     process, host = start_functions_host(
         REPO_ROOT, port=port, env=env, data_dir=work / "data", log_path=log_path
     )
     try:
-        yield AppStack(host, batch_emulator, azurite.connection_string, log_path)
+        yield AppStack(
+            host,
+            batch_emulator,
+            azurite.connection_string,
+            log_path,
+            request_queue=env.get("REQUEST_QUEUE_NAME"),
+            events_queue=env.get("EVENTS_QUEUE_NAME"),
+        )
     finally:
         process.stop()
 

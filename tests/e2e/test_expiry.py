@@ -32,3 +32,7 @@ def test_the_timer_takes_expired_access_away(stack, keys):
             assert ssh(keys["bob"], "bob", record["ip"], record["port"]).returncode == 0
     for node in stack.batch.pool_nodes(pool_id)["nodes"]:
         assert node["users"] == ["bob"]  # the app deleted alice from every node
+    event = stack.wait_for_event(
+        lambda e: e["type"] == "access-expired" and e["poolId"] == pool_id, "expired"
+    )
+    assert event["users"] == ["alice"]

@@ -64,7 +64,14 @@ def test_http_rejects_a_bad_request_naming_each_field(stack):
     status, _, body = stack.host.request("POST", "/api/pools", json=bad)
     assert status == 400
     fields = {e["field"]: e["rule"] for e in body["errors"]}
-    assert set(fields) == {"poolId", "nodes", "users[0].name", "users[0].sshPublicKey"}
+    # No ssh.allowedSourcePrefixes and no DEFAULT_SSH_SOURCE_PREFIXES setting: refused too.
+    assert set(fields) == {
+        "poolId",
+        "nodes",
+        "users[0].name",
+        "users[0].sshPublicKey",
+        "ssh.allowedSourcePrefixes",
+    }
     assert "at most 10 (MAX_NODES_PER_REQUEST" in fields["nodes"]
     status, _, _ = stack.host.request("POST", "/api/pools", json=bad, key=False)
     assert status == 401

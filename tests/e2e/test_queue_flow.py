@@ -1,5 +1,6 @@
 """A queue message -> a record for every (node, user) -> ssh works with the recorded address and key ->
-DELETE revokes one user (login refused, records revoked) while the other keeps access."""
+DELETE revokes one user (login refused, records revoked, `access-revoked` event) while the other keeps
+access."""
 
 from __future__ import annotations
 
@@ -37,6 +38,10 @@ def test_queue_request_to_ssh_and_revoke(stack, keys):
     assert status == 200, body
     assert body["revoked"]["deleted"] == 3 and body["revoked"]["recordsRevoked"] == 3
     assert body["revoked"]["failed"] == []
+    revoked = stack.wait_for_event(
+        lambda e: e["type"] == "access-revoked" and e["poolId"] == pool_id, "access-revoked"
+    )
+    assert revoked["user"] == "alice" and revoked["recordsRevoked"] == 3
 
     for record in records:
         result = ssh(keys[record["user"]], record["user"], record["ip"], record["port"])
@@ -48,5 +53,8 @@ def test_queue_request_to_ssh_and_revoke(stack, keys):
     _, table = stack.connections(pool_id, "table")
     assert "user bob" in table and "user alice" not in table
 
+    # Again: the app has no live record of alice left, so there is nothing to delete and no node is touched.
+    stack.batch.reset_counters()
     status, _, again = stack.host.request("DELETE", f"/api/pools/{pool_id}/users/alice")
-    assert status == 200 and again["revoked"]["recordsRevoked"] == 0 and again["revoked"]["alreadyGone"] == 3
+    assert status == 200 and again["revoked"]["recordsRevoked"] == 0 and again["revoked"]["nodes"] == 0
+    assert "delete_node_user" not in stack.batch.counters()["calls"]

@@ -11,15 +11,16 @@ from activities.batch_pools import (
     create_pool,
     delete_pool,
     gather_ssh_endpoints,
-    list_pool_node_ids,
+    inspect_pool,
     poll_pool,
     select_pool_image,
+    survey_pool,
 )
 from activities.node_users import create_node_users, delete_node_users
 from devstack.process import wait_until
 from devstack.ssh_client import run_with_password
-from provisioning.intake import orchestration_input
 from provisioning.nodes import wait_decision
+from provisioning.passwords import PasswordCipher
 from provisioning.request import validate_request
 
 from .conftest import ssh_run, unique_pool, wait_for_settled
@@ -35,13 +36,16 @@ def make_request(settings, key, pool_id, *, nodes=2, start_task="echo started", 
         "nodes": {"dedicated": nodes},
         "image": {"os": "ubuntu", "version": "24.04"},
         "startTask": {"commandLine": start_task, "waitForSuccess": True},
-        "ssh": {"frontendPortRange": {"start": 41000, "end": 41099}},
+        "ssh": {
+            "frontendPortRange": {"start": 41000, "end": 41099},
+            "allowedSourcePrefixes": ["127.0.0.0/8"],
+        },
         "users": [user],
         **extra,
     }
     result = validate_request(body, settings, datetime.now(UTC))
     assert result.ok, result.errors
-    return orchestration_input(result.request, settings, None)["request"]
+    return result.request.orchestration_input(PasswordCipher(settings.password_encryption_key))
 
 
 @pytest.fixture
@@ -120,6 +124,37 @@ def test_a_failing_start_task_is_reported_for_that_node(app_env, ssh_key, image,
     assert problem["nodeId"] not in decision["usable"]
 
 
+def test_a_quota_error_after_some_nodes_goes_on_with_them(app_env, ssh_key, image, emulator_faults_cleared):
+    pool_id = unique_pool()
+    emulator_faults_cleared.inject_resize_error("AccountCoreQuotaReached", pool_id=pool_id, allocate=1)
+    request = make_request(app_env, ssh_key, pool_id, nodes=3)
+    assert create_pool({"request": request, "image": image})["ok"]
+    decision = wait_decision(wait_for_settled(poll_pool, pool_id), deadline_passed=False)
+    assert decision["action"] == "proceed" and len(decision["usable"]) == 1
+    assert decision["allocationError"]["code"] == "AccountCoreQuotaReached"
+
+
+def test_inspect_pool_refuses_a_missing_pool_and_one_without_ssh(app_env, ssh_key, image, batch_emulator):
+    from azure.batch import models
+
+    assert inspect_pool({"poolId": unique_pool()})["status"] == 404
+    request, _ = ready_pool(app_env, ssh_key, image, nodes=1)
+    assert inspect_pool({"poolId": request["poolId"]}) == {"ok": True, "poolId": request["poolId"]}
+    bare = unique_pool("bare")
+    batch_emulator.client().create_pool(
+        models.BatchPoolCreateOptions(
+            id=bare, vm_size="Standard_D2s_v3", target_dedicated_nodes=0,
+            virtual_machine_configuration=models.VirtualMachineConfiguration(
+                image_reference=models.BatchVmImageReference(**image["imageReference"]),
+                node_agent_sku_id=image["nodeAgentSkuId"],
+            ),
+        )
+    )  # fmt: skip
+    refused = inspect_pool({"poolId": bare})
+    assert refused["status"] == 409 and refused["error"]["code"] == "PoolHasNoSshEndpoint"
+    assert "cannot be changed" in refused["error"]["message"]
+
+
 def test_a_quota_resize_error_fails_fast_with_the_code(app_env, ssh_key, image, emulator_faults_cleared):
     pool_id = unique_pool()
     emulator_faults_cleared.inject_resize_error("AccountCoreQuotaReached", pool_id=pool_id)
@@ -135,7 +170,10 @@ def test_create_node_users_twice_then_ssh_works(app_env, ssh_key, image, batch_e
     node_id = snapshot["usable"][0]
     payload = {"poolId": request["poolId"], "nodeId": node_id, "users": request["users"]}
     assert create_node_users(payload)["users"]["alice"] == {"ok": True, "action": "created"}
-    assert create_node_users(payload)["users"]["alice"] == {"ok": True, "action": "replaced"}
+    owned = {**payload, "owned": {"alice": True}}  # the app's records say it created alice there
+    assert create_node_users(owned)["users"]["alice"] == {"ok": True, "action": "replaced"}
+    retried = {**payload, "attempt": 2}  # a transient error struck after Batch created the user
+    assert create_node_users(retried)["users"]["alice"] == {"ok": True, "action": "replaced"}
     found = gather_ssh_endpoints({"poolId": request["poolId"], "nodeIds": [node_id]})
     assert found == gather_ssh_endpoints({"poolId": request["poolId"], "nodeIds": [node_id]})
     endpoint = found["endpoints"][node_id]
@@ -159,6 +197,40 @@ def test_a_password_reaches_batch_decrypted(app_env, ssh_key, image, batch_emula
         run_with_password(endpoint["ip"], endpoint["port"], "alice", "a long enough secret").strip()
         == node_id
     )
+
+
+def test_a_user_the_app_did_not_create_is_never_replaced(app_env, ssh_key, image, batch_emulator, tmp_path):
+    from azure.batch import models
+
+    from devstack.ssh_client import generate_key
+
+    request, snapshot = ready_pool(app_env, ssh_key, image, nodes=1)
+    node_id = snapshot["usable"][0]
+    theirs = generate_key(tmp_path, "theirs")
+    batch_emulator.client().create_node_user(
+        request["poolId"], node_id,
+        models.BatchNodeUserCreateOptions(name="alice", is_admin=False, ssh_public_key=theirs.public),
+    )  # fmt: skip
+    result = create_node_users({"poolId": request["poolId"], "nodeId": node_id, "users": request["users"]})
+    assert result["users"]["alice"]["ok"] is False
+    assert result["users"]["alice"]["error"]["code"] == "UserNotCreatedByApp"
+    endpoint = gather_ssh_endpoints({"poolId": request["poolId"], "nodeIds": [node_id]})["endpoints"][node_id]
+    assert ssh_run(theirs, "alice", endpoint["ip"], endpoint["port"]).returncode == 0  # still theirs
+    assert ssh_run(ssh_key, "alice", endpoint["ip"], endpoint["port"]).returncode != 0
+
+
+def test_throttling_is_reported_as_transient_with_a_retry_not_as_a_failure(
+    app_env, ssh_key, image, emulator_faults_cleared
+):
+    request, snapshot = ready_pool(app_env, ssh_key, image, nodes=1)
+    node_id = snapshot["usable"][0]
+    emulator_faults_cleared.inject_fault("create_node_user", status=429, retry_after=0)
+    payload = {"poolId": request["poolId"], "nodeId": node_id, "users": request["users"]}
+    result = create_node_users(payload)
+    assert result["users"]["alice"]["transient"] is True and result["users"]["alice"]["ok"] is False
+    assert result["retry"]["attempt"] == 2 and [u["name"] for u in result["retry"]["users"]] == ["alice"]
+    emulator_faults_cleared.clear_faults()
+    assert create_node_users(result["retry"])["users"]["alice"]["ok"] is True
 
 
 def test_create_node_users_captures_errors_per_node(app_env, ssh_key, image):
@@ -188,16 +260,18 @@ def test_deleting_users_of_a_missing_pool_is_not_an_error(app_env):
     assert result["users"]["alice"]["ok"] and result["users"]["alice"]["result"] == "gone"
 
 
-def test_list_node_ids_twice_and_delete_pool_twice(app_env, ssh_key, image, batch_emulator):
+def test_survey_twice_and_delete_pool_twice(app_env, ssh_key, image, batch_emulator):
     request, snapshot = ready_pool(app_env, ssh_key, image, nodes=2)
-    listing = list_pool_node_ids({"poolId": request["poolId"]})
-    assert listing == list_pool_node_ids({"poolId": request["poolId"]})
-    assert listing == {"exists": True, "nodeIds": sorted(snapshot["usable"])}
+    survey = survey_pool({"poolId": request["poolId"]})
+    assert survey == survey_pool({"poolId": request["poolId"]})
+    assert sorted(survey["nodes"]) == sorted(snapshot["usable"])
+    assert {n["category"] for n in survey["nodes"].values()} == {"ready"}
+    assert all(n["ip"] and n["port"] for n in survey["nodes"].values())
     assert delete_pool({"poolId": request["poolId"]})["deleted"] is True
     assert delete_pool({"poolId": request["poolId"]})["deleted"] in (True, False)  # deleting, or gone already
 
     def gone() -> bool:
-        return list_pool_node_ids({"poolId": request["poolId"]}) == {"exists": False, "nodeIds": []}
+        return survey_pool({"poolId": request["poolId"]})["exists"] is False
 
     wait_until(gone, 30, "the pool to disappear")
     assert delete_pool({"poolId": request["poolId"]}) == {"deleted": False, "alreadyGone": True}

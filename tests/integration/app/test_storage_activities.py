@@ -10,11 +10,15 @@ from azure.storage.queue import QueueClient, TextBase64DecodePolicy
 
 from activities.connection_records import (
     find_expired_records,
+    find_user_records,
+    mark_pool_records,
     mark_records,
     mark_user_records,
+    prepare_connection_records,
     write_connection_records,
 )
-from activities.events import publish_pool_event
+from activities.events import publish_event
+from activities.managed_pools import active_grants, list_managed_pools, register_managed_pool, set_grant_state
 from provisioning.durations import format_timestamp
 from provisioning.storage import MAX_TRANSACTION, ConnectionRecords, RequestEntries
 
@@ -72,8 +76,8 @@ def test_write_records_twice_leaves_one_record_per_node_and_user(app_env):
     pool_id = unique_pool()
     nodes = 60  # 120 records: more than one transaction for the partition
     assert 2 * nodes > MAX_TRANSACTION
-    assert write(pool_id, nodes, NOW + timedelta(hours=1)) == {"written": 120}
-    assert write(pool_id, nodes, NOW + timedelta(hours=1)) == {"written": 120}
+    assert write(pool_id, nodes, NOW + timedelta(hours=1)) == {"written": 120, "dropped": 0}
+    assert write(pool_id, nodes, NOW + timedelta(hours=1)) == {"written": 120, "dropped": 0}
     entities = list(table(app_env).query_entities("PartitionKey eq @pk", parameters={"pk": pool_id}))
     assert len(entities) == 120
     sample = next(e for e in entities if e["RowKey"] == "node-0003|bob")
@@ -137,8 +141,8 @@ def test_publish_event_twice_delivers_two_copies_with_one_event_id(app_env):
         "poolId": "p",
         "counts": {"nodesIdle": 3},
     }
-    assert publish_pool_event(event) == {"published": True, "eventId": "provision-x:pool-ready"}
-    assert publish_pool_event(event)["published"]
+    assert publish_event(event) == {"published": True, "eventId": "provision-x:pool-ready"}
+    assert publish_event(event)["published"]
     queue = QueueClient.from_connection_string(
         app_env.storage_connection, app_env.events_queue, message_decode_policy=TextBase64DecodePolicy()
     )
@@ -171,3 +175,78 @@ def test_request_entries_show_the_newest_accepted_request_and_a_later_rejection(
     only_rejected = unique_pool()
     entries.put(pool_id=only_rejected, request_id="r3", state="rejected", source="queue", errors=[])
     assert entries.latest_for_pool(only_rejected)["state"] == "rejected"
+
+
+def test_pending_records_come_first_and_say_which_users_are_already_the_apps(app_env):
+    pool_id = unique_pool()
+    endpoints = {"node-0000": {"ip": "127.9.0.1", "port": 40000, "state": "idle"}}
+    payload = {
+        "poolId": pool_id,
+        "requestId": "r1",
+        "users": users(NOW + timedelta(hours=1)),
+        "jobs": [{"nodeId": "node-0000", "users": ["alice", "bob"]}],
+        "endpoints": endpoints,
+        "at": format_timestamp(NOW),
+    }
+    assert prepare_connection_records(payload) == {"pending": 2, "owned": {}}
+    states = {r.row_key: r.state for r in ConnectionRecords(app_env).for_pool(pool_id)}
+    assert states == {"node-0000|alice": "pending", "node-0000|bob": "pending"}
+    # revoke and expiry find pending records: the user may exist already
+    assert [r["user"] for r in find_user_records({"poolId": pool_id, "user": "bob"})["records"]] == ["bob"]
+    grants = [
+        {
+            "nodeId": "node-0000",
+            "users": {
+                "alice": {"ok": True},
+                "bob": {"ok": False, "error": {"code": "UserNotCreatedByApp", "message": "m"}},
+            },
+        }
+    ]
+    written = write_connection_records({"poolId": pool_id, "requestId": "r1", "users": payload["users"],
+                                        "grants": grants, "endpoints": endpoints,
+                                        "grantedAt": format_timestamp(NOW)})  # fmt: skip
+    assert written == {"written": 1, "dropped": 1}  # bob on that node is someone else's: no record
+    assert {r.row_key: r.state for r in ConnectionRecords(app_env).for_pool(pool_id)} == {
+        "node-0000|alice": "active"
+    }
+    again = prepare_connection_records(payload)
+    assert again == {"pending": 1, "owned": {"node-0000": {"alice": True}}}
+    assert mark_pool_records({"poolId": pool_id, "state": "deleted", "at": format_timestamp(NOW)}) == {
+        "marked": 2
+    }
+
+
+def test_a_managed_pool_keeps_its_grants_and_created_by_app_never_downgrades(app_env):
+    pool_id = unique_pool()
+    at = format_timestamp(NOW)
+    alice, bob = users(NOW + timedelta(hours=1))
+    bob = dict(bob, hasPassword=True, passwordCiphertext="gAAAA-cipher")
+    first = {"poolId": pool_id, "createdByApp": True, "requestId": "r1", "users": [alice], "at": at,
+             "deleteAfter": format_timestamp(NOW + timedelta(days=1))}  # fmt: skip
+    assert register_managed_pool(first) == {"createdByApp": True, "grants": 1}
+    later = {"poolId": pool_id, "createdByApp": False, "requestId": "g1", "users": [bob], "at": at}
+    assert register_managed_pool(later) == {"createdByApp": True, "grants": 1}
+    (listed,) = [p for p in list_managed_pools({})["pools"] if p["poolId"] == pool_id]
+    assert listed["createdByApp"] and listed["deleteAfter"] == format_timestamp(NOW + timedelta(days=1))
+    grants = active_grants({"poolId": pool_id, "now": at})["users"]
+    assert [g["name"] for g in grants] == ["alice", "bob"]
+    assert grants[1]["passwordCiphertext"] == "gAAAA-cipher" and grants[0]["sshPublicKey"] == "ssh-rsa AAAA"
+    set_grant_state({"poolId": pool_id, "user": "alice", "state": "revoked", "at": at})
+    assert [g["name"] for g in active_grants({"poolId": pool_id, "now": at})["users"]] == ["bob"]
+    assert set_grant_state({"poolId": pool_id, "user": "nobody", "state": "revoked", "at": at}) == {
+        "changed": False
+    }
+
+
+def test_a_new_pool_under_the_id_of_a_deleted_one_inherits_nothing(app_env):
+    from activities.managed_pools import set_managed_pool_state
+
+    pool_id, at = unique_pool(), format_timestamp(NOW)
+    alice, bob = users(NOW + timedelta(hours=1))
+    register_managed_pool(
+        {"poolId": pool_id, "createdByApp": True, "requestId": "r1", "users": [alice], "at": at}
+    )
+    set_managed_pool_state({"poolId": pool_id, "state": "deleted", "at": at})
+    again = {"poolId": pool_id, "createdByApp": False, "requestId": "g1", "users": [bob], "at": at}
+    assert register_managed_pool(again) == {"createdByApp": False, "grants": 1}
+    assert [g["name"] for g in active_grants({"poolId": pool_id, "now": at})["users"]] == ["bob"]

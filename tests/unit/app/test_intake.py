@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from provisioning.identity import default_request_id
-from provisioning.intake import (
+from entry.admission import run_options
+from entry.verdict import (
     CONFLICT,
     DUPLICATE,
     REJECTED,
     Verdict,
     identify,
-    orchestration_input,
     rejection_event,
     verdict_for_existing,
 )
+from provisioning.identity import default_request_id, provision_instance_id
 from provisioning.request import validate_request
 
 from .conftest import NOW
@@ -28,12 +28,14 @@ def test_a_rejected_request_is_filed_under_its_pool_and_request_id_when_they_are
 
 def test_the_same_request_again_is_a_duplicate_and_another_one_a_conflict(valid_request, settings):
     request = validate_request(valid_request, settings, NOW).request
-    started = orchestration_input(request, settings, "http://127.0.0.1:7071")
-    assert started["options"]["statusUrl"] == "http://127.0.0.1:7071/api/pools/pool-1"
-    same = verdict_for_existing(request, {"runtimeStatus": "Completed", "input": started})
+    options = run_options(settings, "http://127.0.0.1:7071", request.pool_id)
+    assert options["statusUrl"] == "http://127.0.0.1:7071/api/pools/pool-1"
+    started = {"request": request.orchestration_input(None), "options": options}
+    instance_id = provision_instance_id(request.request_id)
+    same = verdict_for_existing(request, {"runtimeStatus": "Completed", "input": started}, instance_id)
     assert (same.kind, same.instance_id) == (DUPLICATE, "provision-req-1")
     changed = validate_request(dict(valid_request, vmSize="Standard_D4s_v3"), settings, NOW).request
-    conflict = verdict_for_existing(changed, {"runtimeStatus": "Running", "input": started})
+    conflict = verdict_for_existing(changed, {"runtimeStatus": "Running", "input": started}, instance_id)
     assert conflict.kind == CONFLICT and conflict.errors[0]["field"] == "requestId"
 
 

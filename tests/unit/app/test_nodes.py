@@ -123,6 +123,16 @@ def test_a_resize_error_fails_fast_with_the_service_code_and_message():
     }
 
 
+def test_a_resize_error_after_some_nodes_were_allocated_goes_on_with_them_naming_the_error():
+    quota = [{"code": "AccountCoreQuotaReached", "message": "The core quota was reached"}]
+    snap = summarize_pool(pool("steady", errors=quota), [node("n1", "idle"), node("n2", "starting")])
+    assert wait_decision(snap, deadline_passed=False) == {"action": "wait"}  # n2 is still coming
+    snap = summarize_pool(pool("steady", errors=quota), [node("n1", "idle"), node("n2", "idle")])
+    decision = wait_decision(snap, deadline_passed=False)
+    assert decision["action"] == "proceed" and decision["usable"] == ["n1", "n2"]
+    assert decision["allocationError"]["code"] == "AccountCoreQuotaReached"
+
+
 def test_a_pool_being_deleted_fails():
     snap = summarize_pool(pool(state="deleting"), [])
     assert wait_decision(snap, deadline_passed=False)["code"] == "PoolBeingDeleted"

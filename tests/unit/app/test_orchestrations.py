@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-import pytest
-
 from orchestrations.access import cleanup_expired_access, revoke_user_access
 from orchestrations.provision import provision_pool
 from provisioning.nodes import summarize_pool
@@ -76,7 +74,9 @@ def pool_json(allocation="steady", errors=()):
 class Batch:
     """Scripted answers: `polls` are successive (pool, nodes) pairs; the last one repeats."""
 
-    def __init__(self, node_count=3, polls=None, created=None, failing_nodes=(), raising_nodes=()):
+    def __init__(
+        self, node_count=3, polls=None, created=None, failing_nodes=(), raising_nodes=(), transient_nodes=()
+    ):
         ids = [f"node-{i}" for i in range(node_count)]
         self.polls = polls or [
             (pool_json("resizing"), [{"id": n, "state": "starting"} for n in ids]),
@@ -84,6 +84,8 @@ class Batch:
         ]
         self.created = created or {"ok": True, "created": True}
         self.failing_nodes, self.raising_nodes = set(failing_nodes), set(raising_nodes)
+        self.transient_nodes, self.created_calls, self.registered = set(transient_nodes), [], []
+        self.states = []
 
     def __call__(self, name, data):
         if name == "select_pool_image":
@@ -94,6 +96,16 @@ class Batch:
             pool, nodes = self.polls.pop(0) if len(self.polls) > 1 else self.polls[0]
             return summarize_pool(pool, nodes, include_usable=data["includeUsable"])
         if name == "create_node_users":
+            self.created_calls.append(data)
+            if data["nodeId"] in self.transient_nodes and data.get("attempt", 1) < 2:
+                error = {"code": "ServerBusy", "message": "try later"}
+                return {
+                    "nodeId": data["nodeId"],
+                    "users": {
+                        u["name"]: {"ok": False, "transient": True, "error": error} for u in data["users"]
+                    },
+                    "retry": {**data, "attempt": 2},
+                }
             if data["nodeId"] in self.raising_nodes:
                 raise ActivityError("connection reset by peer")
             ok = data["nodeId"] not in self.failing_nodes
@@ -114,8 +126,16 @@ class Batch:
             }
         if name == "write_connection_records":
             return {"written": sum(sum(r["ok"] for r in g["users"].values()) for g in data["grants"])}
-        if name in ("publish_pool_event", "delete_pool"):
-            return {"published": True} if name == "publish_pool_event" else {"deleted": True}
+        if name == "prepare_connection_records":
+            return {"pending": sum(len(j["users"]) for j in data["jobs"]), "owned": {}}
+        if name == "register_managed_pool":
+            self.registered.append(data)
+            return {"createdByApp": data["createdByApp"], "grants": len(data["users"])}
+        if name == "set_managed_pool_state":
+            self.states.append(data)
+            return {"poolId": data["poolId"]}
+        if name in ("publish_event", "delete_pool"):
+            return {"published": True} if name == "publish_event" else {"deleted": True}
         raise AssertionError(f"unexpected activity {name}")
 
 
@@ -129,15 +149,18 @@ def test_the_happy_path_reads_like_the_business_process():
     assert names == [
         "select_pool_image",
         "create_pool",
+        "register_managed_pool",
         "poll_pool",
         "timer",
         "poll_pool",
-        "create_node_users",
-        "create_node_users",
-        "create_node_users",
         "gather_ssh_endpoints",
+        "prepare_connection_records",
+        "create_node_users",
+        "create_node_users",
+        "create_node_users",
         "write_connection_records",
-        "publish_pool_event",
+        "publish_event",
+        "set_managed_pool_state",  # done: reconcile may look after the pool from now on
     ]
     assert output["outcome"] == "completed"
     assert output["progress"] == {
@@ -153,7 +176,7 @@ def test_the_happy_path_reads_like_the_business_process():
     assert phases[:2] == ["selecting-image", "creating-pool"]
     assert phases[-4:] == ["granting-access", "recording-connections", "publishing", "completed"]
     assert "waiting-for-nodes" in phases
-    (event,) = [c.input for c in log.activities("publish_pool_event")]
+    (event,) = [c.input for c in log.activities("publish_event")]
     assert event["type"] == "pool-ready" and event["eventId"] == "provision-r1:pool-ready"
     assert (
         event["statusUrl"] == "http://127.0.0.1:7071/api/pools/pool-1"
@@ -163,7 +186,7 @@ def test_the_happy_path_reads_like_the_business_process():
 
 def test_custom_status_and_event_never_carry_secrets():
     output, log = run(Batch())
-    text = json.dumps([log.statuses, output, [c.input for c in log.activities("publish_pool_event")]])
+    text = json.dumps([log.statuses, output, [c.input for c in log.activities("publish_event")]])
     assert "ciphertext" not in text and "ssh-rsa" not in text
 
 
@@ -181,7 +204,7 @@ def test_a_resize_error_fails_fast_and_publishes_pool_failed():
     output, log = run(Batch(polls=[quota]))
     assert output["outcome"] == "failed" and output["error"]["code"] == "AccountCoreQuotaReached"
     assert log.timers == [] and not log.activities("create_node_users") and not log.activities("delete_pool")
-    (event,) = [c.input for c in log.activities("publish_pool_event")]
+    (event,) = [c.input for c in log.activities("publish_event")]
     assert event["type"] == "pool-failed" and event["error"]["code"] == "AccountCoreQuotaReached"
     assert log.statuses[-1]["phase"] == "failed"
 
@@ -268,7 +291,7 @@ def test_an_activity_failing_for_good_still_ends_with_a_published_failure():
     )
     assert output["outcome"] == "failed"
     assert output["error"] == {"code": "ActivityFailed", "message": "Batch is unreachable"}
-    assert [c.input["type"] for c in log.activities("publish_pool_event")] == ["pool-failed"]
+    assert [c.input["type"] for c in log.activities("publish_event")] == ["pool-failed"]
 
 
 def test_cleanup_deletes_per_node_and_marks_only_what_was_removed():
@@ -295,6 +318,8 @@ def test_cleanup_deletes_per_node_and_marks_only_what_was_removed():
             }
         if name == "mark_records":
             return {"marked": len(data["keys"])}
+        if name == "publish_event":
+            return {"published": True}
         raise AssertionError(name)
 
     output, log = run_orchestrator(
@@ -308,6 +333,8 @@ def test_cleanup_deletes_per_node_and_marks_only_what_was_removed():
     (mark,) = [c.input for c in log.activities("mark_records")]
     assert mark["keys"] == [["p", "n1|alice"], ["p", "n1|bob"]] and mark["state"] == "expired"
     assert output["found"] == 3 and output["expired"] == 2 and output["failed"][0]["nodeId"] == "n2"
+    (event,) = [c.input for c in log.activities("publish_event")]
+    assert (event["type"], event["poolId"], event["users"]) == ("access-expired", "p", ["alice", "bob"])
 
 
 def test_cleanup_with_nothing_expired_does_nothing_else():
@@ -315,11 +342,15 @@ def test_cleanup_with_nothing_expired_does_nothing_else():
     assert [c.name for c in log.calls] == ["find_expired_records"] and output["expired"] == 0
 
 
-@pytest.mark.parametrize("pool_exists", [True, False])
-def test_revoke_deletes_from_every_node_and_keeps_records_where_it_failed(pool_exists):
+def test_revoke_deletes_only_where_the_app_has_records_and_keeps_those_where_it_failed():
+    records = [
+        {"poolId": "p", "nodeId": n, "user": "alice", "partitionKey": "p", "rowKey": f"{n}|alice"}
+        for n in ("n1", "n2")
+    ]
+
     def respond(name, data):
-        if name == "list_pool_node_ids":
-            return {"exists": pool_exists, "nodeIds": ["n1", "n2"] if pool_exists else []}
+        if name == "find_user_records":
+            return {"records": records}
         if name == "delete_node_users":
             ok = data["nodeId"] == "n1"
             return {
@@ -333,10 +364,62 @@ def test_revoke_deletes_from_every_node_and_keeps_records_where_it_failed(pool_e
             }
         if name == "mark_user_records":
             return {"marked": 1}
+        if name == "set_grant_state":
+            return {"changed": True}
+        if name == "publish_event":
+            return {"published": True}
         raise AssertionError(name)
 
     output, log = run_orchestrator(revoke_user_access, {"poolId": "p", "user": "alice"}, respond, now=NOW)
+    assert [c.input["nodeId"] for c in log.activities("delete_node_users")] == ["n1", "n2"]
     (mark,) = [c.input for c in log.activities("mark_user_records")]
-    assert mark["state"] == "revoked"
-    assert mark["exceptNodeIds"] == (["n2"] if pool_exists else [])
-    assert output["deleted"] == (1 if pool_exists else 0) and output["poolExists"] is pool_exists
+    assert mark["state"] == "revoked" and mark["exceptNodeIds"] == ["n2"]
+    assert [c.input["state"] for c in log.activities("set_grant_state")] == ["revoked"]
+    (event,) = [c.input for c in log.activities("publish_event")]
+    assert event["type"] == "access-revoked" and event["user"] == "alice" and event["recordsRevoked"] == 1
+    assert output["deleted"] == 1 and len(output["failed"]) == 1
+
+
+def test_revoke_with_no_live_records_calls_no_batch_activity():
+    def respond(name, data):
+        return {"records": []} if name == "find_user_records" else {"marked": 0, "changed": True}
+
+    output, log = run_orchestrator(revoke_user_access, {"poolId": "p", "user": "alice"}, respond, now=NOW)
+    assert not log.activities("delete_node_users") and output["nodes"] == 0 and output["deleted"] == 0
+
+
+def test_a_node_throttled_for_a_while_gets_its_users_after_a_durable_backoff():
+    batch = Batch(transient_nodes={"node-1"})
+    output, log = run(batch)
+    assert output["outcome"] == "completed" and output["progress"]["usersGranted"] == 6
+    retried = [c for c in batch.created_calls if c["nodeId"] == "node-1"]
+    assert [c.get("attempt", 1) for c in retried] == [1, 2]
+    assert len(log.timers) == 2  # one poll wait, one backoff before the retry
+
+
+def test_a_resize_error_with_some_nodes_allocated_goes_on_and_ends_partial_naming_it():
+    quota = [{"code": "AccountCoreQuotaReached", "message": "quota reached"}]
+    some = (pool_json("steady", quota), [{"id": f"node-{i}", "state": "idle"} for i in range(2)])
+    output, log = run(Batch(polls=[some]))
+    assert output["outcome"] == "partial" and output["error"]["code"] == "AccountCoreQuotaReached"
+    assert output["progress"]["usersGranted"] == 4
+    (event,) = [c.input for c in log.activities("publish_event")]
+    assert event["type"] == "pool-ready" and event["error"]["code"] == "AccountCoreQuotaReached"
+    assert event["connectionsTotal"] == 4 and {c["user"] for c in event["connections"]} == {"alice", "bob"}
+
+
+def test_a_pool_larger_than_requested_with_every_user_granted_is_completed():
+    more = (pool_json(), [{"id": f"node-{i}", "state": "idle"} for i in range(4)])
+    output, _ = run(Batch(polls=[more]))
+    assert output["outcome"] == "completed" and output["progress"]["usersGranted"] == 8
+
+
+def test_the_pool_is_managed_with_its_delete_after_before_any_user_is_created():
+    batch = Batch()
+    started = start_input()
+    started["request"]["deleteAfter"] = "2030-01-03T00:00:00Z"
+    run_orchestrator(provision_pool, started, batch, now=NOW, instance_id="provision-r1")
+    (registered,) = batch.registered
+    assert registered["createdByApp"] is True and registered["deleteAfter"] == "2030-01-03T00:00:00Z"
+    assert registered["busyUntil"] == "2030-01-01T13:10:00Z"  # deadline (600 s) + an hour
+    assert batch.states == [{"poolId": "pool-1", "busyUntil": "2030-01-01T12:00:01Z"}]

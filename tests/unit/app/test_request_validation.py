@@ -161,7 +161,10 @@ def test_all_broken_rules_are_reported_together(valid_request, settings):
     assert {"poolId", "users[0].name"} <= set(errors_of(body, settings))
 
 
-def test_defaults_fill_request_id_ports_and_expiry(valid_request, settings):
+def test_defaults_fill_request_id_ports_prefixes_and_expiry(valid_request):
+    from provisioning.settings import load_settings
+
+    settings = load_settings({"DEFAULT_SSH_SOURCE_PREFIXES": "10.1.0.0/16, 192.168.0.7"})
     body = copy.deepcopy(valid_request)
     del body["requestId"], body["ssh"], body["startTask"], body["users"][0]["expiry"]
     result = validate_request(body, settings, NOW)
@@ -170,8 +173,9 @@ def test_defaults_fill_request_id_ports_and_expiry(valid_request, settings):
     assert normalised["requestId"] == default_request_id("pool-1")
     assert normalised["ssh"] == {
         "frontendPortRange": {"start": 40000, "end": 40039},
-        "allowedSourcePrefixes": ["*"],
+        "allowedSourcePrefixes": ["10.1.0.0/16", "192.168.0.7"],
     }
+    assert normalised["deleteAfter"] is None
     assert normalised["startTask"] is None
     assert normalised["users"][0]["expiryTime"] == "2030-01-02T12:00:00Z"  # DEFAULT_ACCESS_DURATION P1D
 
@@ -281,3 +285,35 @@ def test_ciphertext_from_another_key_is_refused():
     secret = PasswordCipher(Fernet.generate_key().decode()).encrypt("x" * 12)
     with pytest.raises(ValueError, match="PASSWORD_ENCRYPTION_KEY is not the key"):
         PasswordCipher(Fernet.generate_key().decode()).decrypt(secret)
+
+
+def test_no_prefixes_and_no_default_is_rejected_naming_the_field(valid_request, settings):
+    body = mutate(valid_request, "ssh", {"frontendPortRange": {"start": 40000, "end": 40099}})
+    rule = errors_of(body, settings)["ssh.allowedSourcePrefixes"]
+    assert rule.startswith("is required") and "DEFAULT_SSH_SOURCE_PREFIXES" in rule
+
+
+def test_an_explicit_star_is_accepted_with_a_warning(valid_request, settings):
+    body = mutate(valid_request, "ssh.allowedSourcePrefixes", ["*"])
+    result = validate_request(body, settings, NOW)
+    assert result.ok
+    assert [w.field for w in result.request.warnings] == ["ssh.allowedSourcePrefixes"]
+    assert "every address" in result.request.warnings[0].rule
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("P1D", "2030-01-02T12:00:00Z"), ("2030-01-01T18:00:00+02:00", "2030-01-01T16:00:00Z")],
+)
+def test_delete_after_is_resolved_to_a_time(valid_request, settings, value, expected):
+    result = validate_request(dict(valid_request, deleteAfter=value), settings, NOW)
+    assert result.ok and result.request.body["deleteAfter"] == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [("P31D", "at most P30D from now (MAX_POOL_LIFETIME"), ("2020-01-01T00:00:00Z", "in the future"),
+     ("soon", "ISO 8601"), ("P999999999D", "ISO 8601")],
+)  # fmt: skip
+def test_delete_after_beyond_the_lifetime_cap_or_malformed_is_rejected(valid_request, settings, value, words):
+    assert words in errors_of(dict(valid_request, deleteAfter=value), settings)["deleteAfter"]

@@ -31,6 +31,8 @@ def test_defaults():
     assert (s.idle_poll_first, s.idle_poll_max) == (timedelta(seconds=5), timedelta(minutes=1))
     assert s.cleanup_schedule == "0 */5 * * * *" and s.delete_pool_on_failure is False
     assert s.passwords_enabled is False and s.app_base_url is None
+    assert (s.pools_table, s.reconcile_schedule) == ("managedpools", "0 */5 * * * *")
+    assert s.default_ssh_source_prefixes == () and s.max_pool_lifetime == timedelta(days=30)
 
 
 def test_durations_accept_iso_8601_or_seconds():
@@ -63,6 +65,16 @@ def test_durations_accept_iso_8601_or_seconds():
             "CONNECTIONS_TABLE_NAME: must be 3-63 letters and digits",
         ),
         ({"PASSWORD_ENCRYPTION_KEY": "not-a-key"}, "PASSWORD_ENCRYPTION_KEY: must be a Fernet key"),
+        (
+            {"DEFAULT_SSH_SOURCE_PREFIXES": "10.0.0.0/8 office"},
+            "DEFAULT_SSH_SOURCE_PREFIXES: 'office' is not",
+        ),
+        (
+            {"DEFAULT_SSH_SOURCE_PREFIXES": "*, 10.0.0.0/8"},
+            'DEFAULT_SSH_SOURCE_PREFIXES: must not combine "*"',
+        ),
+        ({"MAX_POOL_LIFETIME": "P1Y"}, "MAX_POOL_LIFETIME: must not use years or months"),
+        ({"POOLS_TABLE_NAME": "managed-pools"}, "POOLS_TABLE_NAME: must be 3-63 letters and digits"),
     ],
 )
 def test_a_bad_setting_is_named(env, message):

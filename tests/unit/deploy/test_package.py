@@ -19,6 +19,7 @@ ALLOWED_TOP = {
     "host.json",
     "requirements.txt",
     "activities",
+    "entry",
     "orchestrations",
     "provisioning",
     "schemas",

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from activities.events import publish_pool_event
+from activities.events import publish_event
 from provisioning import telemetry
-from provisioning.intake import Verdict
+from entry.verdict import Verdict
 
 LOG = logging.getLogger("tests.telemetry")
 
@@ -105,7 +105,7 @@ def test_the_publish_activity_logs_the_failed_outcome_at_error(caplog, monkeypat
     monkeypatch.setattr("activities.events.settings", lambda: None)
     event = pool_event("failed", {"code": "PoolExistsWithDifferentSpec", "message": "exists"})
     with caplog.at_level(logging.INFO, logger="activities.events"):
-        publish_pool_event(event)
+        publish_event(event)
     assert sent == [event]
     record = only(caplog)
     assert (record.levelno, record.code, record.instanceId) == (

@@ -128,17 +128,19 @@ def test_the_queues_and_tables_created_are_the_apps_defaults():
     assert main["eventsQueueName"] == DEFAULTS["EVENTS_QUEUE_NAME"]
     assert main["connectionsTableName"] == DEFAULTS["CONNECTIONS_TABLE_NAME"]
     assert main["requestsTableName"] == DEFAULTS["REQUESTS_TABLE_NAME"]
+    assert main["poolsTableName"] == DEFAULTS["POOLS_TABLE_NAME"]
     settings = app_settings()
     for setting, variable in [
         ("REQUEST_QUEUE_NAME", "requestQueueName"),
         ("EVENTS_QUEUE_NAME", "eventsQueueName"),
         ("CONNECTIONS_TABLE_NAME", "connectionsTableName"),
         ("REQUESTS_TABLE_NAME", "requestsTableName"),
+        ("POOLS_TABLE_NAME", "poolsTableName"),
     ]:
         assert settings[setting] == variable
     storage = parse(INFRA / "main.bicep")["modules"]["storage"]["config"]["params"]
     assert storage["queueNames"] == ["requestQueueName", "eventsQueueName"]
-    assert storage["tableNames"] == ["connectionsTableName", "requestsTableName"]
+    assert storage["tableNames"] == ["connectionsTableName", "requestsTableName", "poolsTableName"]
     resources = parse(INFRA / "app" / "storage.bicep")["resources"]
     assert resources["queues"]["type"] == "Microsoft.Storage/storageAccounts/queueServices/queues"
     assert resources["tables"]["type"] == "Microsoft.Storage/storageAccounts/tableServices/tables"

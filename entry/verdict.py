@@ -1,4 +1,5 @@
-"""Receiving a request (queue or HTTP): what to start, what is a duplicate, how a rejection is recorded."""
+"""What became of one received request (accepted, duplicate, conflict, rejected), naming a request that may be
+invalid, and the `request-rejected` event."""
 
 from __future__ import annotations
 
@@ -7,11 +8,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from provisioning.identity import default_request_id, provision_instance_id
-from provisioning.passwords import PasswordCipher
+from provisioning.identity import default_request_id
 from provisioning.request import ValidatedRequest
-from provisioning.run_options import run_options
-from provisioning.settings import Settings
 
 ACCEPTED, DUPLICATE, CONFLICT, REJECTED = "accepted", "duplicate", "conflict", "rejected"
 _POOL_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -49,7 +47,7 @@ def identify(body: bytes | str | dict[str, Any], message_id: str | None = None) 
     if not isinstance(body, dict):
         try:
             data = json.loads(body.decode("utf-8") if isinstance(body, bytes) else body)
-        except (UnicodeDecodeError, json.JSONDecodeError):
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
             data = None
     data = data if isinstance(data, dict) else {}
     pool_id = (
@@ -61,19 +59,8 @@ def identify(body: bytes | str | dict[str, Any], message_id: str | None = None) 
     return pool_id, request_id or f"message-{message_id or 'unknown'}"
 
 
-def orchestration_input(
-    request: ValidatedRequest, settings: Settings, base_url: str | None
-) -> dict[str, Any]:
-    """The `provision_pool` input: the request (passwords encrypted) and the settings the run needs."""
-    cipher = PasswordCipher(settings.password_encryption_key) if settings.passwords_enabled else None
-    return {
-        "request": request.orchestration_input(cipher),
-        "options": run_options(settings, base_url, request.pool_id),
-    }
-
-
 def started_fingerprint(status: dict[str, Any]) -> str | None:
-    """The request fingerprint a running or finished `provision_pool` instance was started with."""
+    """The request fingerprint a running or finished instance was started with."""
     started = status.get("input")
     if isinstance(started, str):
         try:
@@ -85,9 +72,8 @@ def started_fingerprint(status: dict[str, Any]) -> str | None:
     return (started.get("request") or {}).get("fingerprint")
 
 
-def verdict_for_existing(request: ValidatedRequest, status: dict[str, Any]) -> Verdict:
+def verdict_for_existing(request: ValidatedRequest, status: dict[str, Any], instance_id: str) -> Verdict:
     """A request whose instance exists already: a duplicate (same request: start nothing) or a conflict."""
-    instance_id = provision_instance_id(request.request_id)
     if started_fingerprint(status) in (None, request.body["fingerprint"]):
         return Verdict(DUPLICATE, request.pool_id, request.request_id, instance_id)
     error = {
