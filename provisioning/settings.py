@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from urllib.parse import urlsplit
 
@@ -52,8 +52,8 @@ class Settings:
 
     batch_account_url: str | None
     batch_account_name: str | None
-    batch_account_key: str | None
-    storage_connection: str | None
+    batch_account_key: str | None = field(repr=False)
+    storage_connection: str | None = field(repr=False)
     storage_account_name: str | None
     storage_service_uris: dict[str, str]
     storage_credential: str | None
@@ -72,7 +72,7 @@ class Settings:
     idle_poll_first: timedelta
     idle_poll_max: timedelta
     cleanup_schedule: str
-    password_encryption_key: str | None
+    password_encryption_key: str | None = field(repr=False)
     delete_pool_on_failure: bool
     app_base_url: str | None
     pools_table: str = "managedpools"

@@ -93,6 +93,25 @@ def test_batch_and_storage_are_required_where_used():
         load_settings({}).require_storage()
 
 
+def test_the_settings_never_show_a_secret_when_printed_or_logged():
+    from cryptography.fernet import Fernet
+
+    fernet_key = Fernet.generate_key().decode()
+    settings = load_settings(
+        {
+            "BATCH_ACCOUNT_URL": "http://127.0.0.1:8700",
+            "BATCH_ACCOUNT_NAME": "devaccount",
+            "BATCH_ACCOUNT_KEY": "c2hhcmVkLWtleS1zZWNyZXQ=",
+            "AzureWebJobsStorage": "DefaultEndpointsProtocol=http;AccountName=a;AccountKey=c3RvcmFnZS1rZXk=;",
+            "PASSWORD_ENCRYPTION_KEY": fernet_key,
+        }
+    )
+    shown = repr(settings) + str(settings)
+    for secret in ("c2hhcmVkLWtleS1zZWNyZXQ=", "c3RvcmFnZS1rZXk=", fernet_key):
+        assert secret not in shown
+    assert settings.batch_account_key == "c2hhcmVkLWtleS1zZWNyZXQ="  # still there for the clients
+
+
 def test_the_base_url_comes_from_app_base_url_or_the_site_name():
     assert load_settings({"APP_BASE_URL": "http://127.0.0.1:7071/"}).app_base_url == "http://127.0.0.1:7071"
     assert (
