@@ -165,7 +165,7 @@ def write_ssh_config(pool_id: str, user: str, nodes: list[dict], identity: Path 
 def started(client: AppClient, args: argparse.Namespace, pool_id: str, user: str, answer: dict) -> int:
     """After a 202: print it (--no-wait) or wait and finish with the connection table."""
     for warning in answer.get("warnings") or []:
-        if not args.json:
+        if args.no_wait and not args.json:
             note(f"warning: {warning.get('message', warning) if isinstance(warning, dict) else warning}")
     if args.no_wait:
         public = public_answer(answer)
@@ -308,6 +308,16 @@ def cmd_revoke(args: argparse.Namespace, client: AppClient, settings) -> int:
     return OK if not (result or {}).get("failed") else FAILED
 
 
+def cmd_delete(args: argparse.Namespace, client: AppClient, settings) -> int:
+    answer = client.delete_pool(args.pool)
+    removed = sshfiles.remove_include(args.pool)
+    text = f"deleting pool {args.pool}; `batch-ssh status {args.pool}` follows it"
+    if removed:
+        text += f"\nremoved {removed}"
+    out(args, text, public_answer(answer))
+    return OK
+
+
 def cmd_status(args: argparse.Namespace, client: AppClient, settings) -> int:
     view = client.pool(args.pool)
     from batch_ssh_cli.render import progress_text
@@ -327,7 +337,7 @@ def cmd_status(args: argparse.Namespace, client: AppClient, settings) -> int:
         lines.append(f"{made}; state {pool.get('state')}; delete after {pool.get('deleteAfter') or '-'}")
     users = pool.get("users") or []
     if users:
-        rows = [[u.get("name"), u.get("admin"), u.get("expiry") or u.get("expiresAt"), u.get("activeNodes")]
+        rows = [[u.get("name"), "yes" if u.get("admin") else "no", u.get("expiryTime"), u.get("activeNodes")]
                 for u in users]  # fmt: skip
         lines += ["", table(["user", "admin", "expires", "nodes"], rows)]
     nodes = pool.get("nodes") or []
@@ -341,17 +351,16 @@ def cmd_status(args: argparse.Namespace, client: AppClient, settings) -> int:
 
 def cmd_list(args: argparse.Namespace, client: AppClient, settings) -> int:
     pools = client.pools().get("pools", [])
-    rows = [
-        [p["poolId"], "yes" if p.get("createdByApp") else "no", p.get("state"), p.get("phase"),
-         f"{(p.get('nodeCounts') or {}).get('usable', '?')}/{(p.get('nodeCounts') or {}).get('total', '?')}",
-         ",".join(p.get("activeUsers") or []) or "-", p.get("deleteAfter") or "-"]
-        for p in pools
-    ]  # fmt: skip
-    text = (
-        table(["pool", "created", "state", "phase", "nodes", "users", "delete after"], rows)
-        if rows
-        else ("the app manages no pools")
-    )
+    rows = []
+    for p in pools:
+        counts = p.get("nodeCounts") or {}
+        nodes = f"{counts.get('usable')}/{counts.get('total')}" if counts else "-"
+        rows.append(
+            [p["poolId"], "yes" if p.get("createdByApp") else "no", p.get("state"), p.get("phase"), nodes,
+             ",".join(p.get("activeUsers") or []) or "-", p.get("deleteAfter") or "-"]
+        )  # fmt: skip
+    headers = ["pool", "created", "state", "phase", "nodes", "users", "delete after"]
+    text = table(headers, rows) if rows else "the app manages no pools"
     out(args, text, {"pools": pools})
     return OK
 
@@ -495,6 +504,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("pool")
     p.add_argument("--user", help="user name (default: yours)")
     p.set_defaults(handler=cmd_revoke)
+
+    p = command("delete", "delete a pool the app created (its records become deleted)")
+    p.add_argument("pool")
+    p.set_defaults(handler=cmd_delete)
 
     p = command("status", "a pool as it is: the latest request's phase, users, nodes")
     p.add_argument("pool")
