@@ -264,7 +264,22 @@ def cmd_grant(args: argparse.Namespace, client: AppClient, settings) -> int:
 
 
 def cmd_extend(args: argparse.Namespace, client: AppClient, settings) -> int:
+    """The same grant with a new expiry; refused when your key is not the one granted (that is `rotate`)."""
     args.file = None
+    user = user_of(args, settings)
+    granted = {u.get("name"): u for u in (client.pool(args.pool).get("pool") or {}).get("users") or []}
+    if user not in granted:
+        raise CliError(
+            f"{user} has no access on pool {args.pool} to extend (`batch-ssh grant {args.pool}`)", NOT_FOUND
+        )
+    key = sshfiles.find_key(args.key)
+    if granted[user].get("keyFingerprint") not in (None, sshfiles.fingerprint(key.public)):
+        raise CliError(
+            f"{key.public_path} is not the key {user} was granted on pool {args.pool} "
+            f"({granted[user]['keyFingerprint']}); pass that one with --key, "
+            "or use `batch-ssh rotate` to replace it",
+            USAGE,
+        )
     return _grant(args, client, settings)
 
 
@@ -568,4 +583,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {line}", file=sys.stderr)
         return error.code
     except KeyboardInterrupt:
+        if getattr(args, "pool", None):
+            print(
+                f"\nbatch-ssh: stopped; what the app started goes on (batch-ssh status {args.pool})",
+                file=sys.stderr,
+            )
         return 130

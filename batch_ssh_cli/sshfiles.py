@@ -4,6 +4,9 @@ the system ssh client for one node."""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -48,6 +51,18 @@ def find_key(explicit: str | None) -> KeyPair:
         "create one with `ssh-keygen -t ed25519` or pass --key",
         USAGE,
     )
+
+
+def fingerprint(public: str) -> str | None:
+    """The OpenSSH SHA256 fingerprint of a public key line (as the app's records show it)."""
+    parts = public.split()
+    try:
+        blob = base64.b64decode(parts[1], validate=True) if len(parts) > 1 else b""
+    except (binascii.Error, ValueError):
+        return None
+    if not blob:
+        return None
+    return "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
 
 
 def identity_for(key: str | None) -> Path | None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import stat
+import subprocess
 
 import pytest
 
@@ -101,6 +102,15 @@ def test_answers_become_clear_errors_with_exit_codes():
 def test_status_urls_are_printed_without_their_key():
     answer = {"statusQueryGetUri": "https://a/runtime/x?taskHub=h&code=SECRET", "poolId": "p"}
     assert public_answer(answer) == {"statusQueryGetUri": "https://a/runtime/x?taskHub=h", "poolId": "p"}
+
+
+def test_the_fingerprint_is_the_one_ssh_keygen_shows(tmp_path):
+    from devstack.ssh_client import generate_key
+
+    key = generate_key(tmp_path, "k", key_type="ed25519", bits=None)
+    shown = subprocess.run(["ssh-keygen", "-l", "-f", f"{key.private}.pub"], capture_output=True, text=True)
+    assert sshfiles.fingerprint(key.public) == shown.stdout.split()[1]
+    assert sshfiles.fingerprint("ssh-ed25519 not-base64!") is None
 
 
 class Tty(io.StringIO):

@@ -153,6 +153,8 @@ def test_grant_extend_and_rotate_on_a_pool_made_with_the_batch_sdk(stack, cli, h
 
     (home / "elsewhere").mkdir()
     new = generate_key(home / "elsewhere", "bob-new")
+    not_granted = cli("extend", pool_id, "--expiry", "PT4H", "--key", f"{new.private}.pub", user="bob")
+    assert not_granted.returncode == 2 and "batch-ssh rotate" in not_granted.stderr  # extend never swaps keys
     rotated = cli("rotate", pool_id, "--key", f"{new.private}.pub", user="bob")
     assert rotated.returncode == 0, rotated.stderr
     include = (home / ".ssh" / "config.d" / f"batch-ssh-{pool_id}").read_text()
