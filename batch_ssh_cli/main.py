@@ -14,9 +14,16 @@ from typing import Any
 
 from batch_ssh_cli import __version__, sshfiles
 from batch_ssh_cli.api import AppClient, public_answer
-from batch_ssh_cli.config import USER_NAME, config_path, load_settings, read_config_file, write_config_file
+from batch_ssh_cli.config import (
+    USER_NAME,
+    Settings,
+    config_path,
+    load_settings,
+    read_config_file,
+    write_config_file,
+)
 from batch_ssh_cli.errors import EXIT_CODES, FAILED, NOT_FOUND, OK, UNREACHABLE, USAGE, CliError
-from batch_ssh_cli.render import CONNECTION_HEADERS, ProgressDisplay, connection_rows, table
+from batch_ssh_cli.render import CONNECTION_HEADERS, ProgressDisplay, connection_rows, progress_text, table
 
 TERMINAL_PHASES = ("completed", "partial", "failed", "rejected")
 POLL_INTERVAL = 1.0
@@ -195,23 +202,20 @@ def cmd_configure(args: argparse.Namespace) -> int:
         key = sys.stdin.readline().strip()
     key = key or current.get("key", "")
     values = {"url": url.rstrip("/"), "key": key, "user": args.user or current.get("user", "")}
+    if values["user"] and not USER_NAME.match(values["user"]):
+        raise CliError(
+            f"{values['user']!r} is not a Linux user name (lower-case letters, digits, _ or -)", USAGE
+        )
     if args.check:
-        os.environ.pop("BATCH_SSH_KEY", None)
-        AppClient(_settings(values)).pools()
+        AppClient(Settings(url=values["url"], key=values["key"], user=values["user"])).pools()
     write_config_file(path, values)
     out(args, f"wrote {path} (mode 0600)" + (": the key works" if args.check else ""), {"config": str(path)})
     return OK
 
 
-def _settings(values: dict):
-    from batch_ssh_cli.config import Settings
-
-    return Settings(url=values["url"], key=values["key"], user=values.get("user", ""))
-
-
 def cmd_request(args: argparse.Namespace, client: AppClient, settings) -> int:
     body = read_json_file(args.file) if args.file else {}
-    user = user_of(args, settings)
+    user = user_for_table(args, settings, body)
     if args.pool:
         body["poolId"] = args.pool
     if not body.get("poolId"):
@@ -246,13 +250,21 @@ def cmd_request(args: argparse.Namespace, client: AppClient, settings) -> int:
     return started(client, args, pool_id, user, answer)
 
 
-def _grant(args: argparse.Namespace, client: AppClient, settings, entry: dict | None = None) -> int:
-    user = user_of(args, settings)
+def user_for_table(args: argparse.Namespace, settings, body: dict) -> str:
+    """Whose connections to show: --user, else yours if the file names you, else the file's first user."""
+    named = [u.get("name") for u in body.get("users") or [] if isinstance(u, dict)]
+    if args.user or not named or settings.user in named:
+        return user_of(args, settings)
+    return str(named[0])
+
+
+def _grant(args: argparse.Namespace, client: AppClient, settings) -> int:
     body = read_json_file(args.file) if getattr(args, "file", None) else {}
     body.pop("poolId", None)
     body.pop("kind", None)
+    user = user_for_table(args, settings, body)
     if "users" not in body:
-        body["users"] = [entry or user_entry(args, user)]
+        body["users"] = [user_entry(args, user)]
     if getattr(args, "request_id", None):
         body["requestId"] = args.request_id
     answer = client.grant(args.pool, body)
@@ -335,8 +347,6 @@ def cmd_delete(args: argparse.Namespace, client: AppClient, settings) -> int:
 
 def cmd_status(args: argparse.Namespace, client: AppClient, settings) -> int:
     view = client.pool(args.pool)
-    from batch_ssh_cli.render import progress_text
-
     pool = view.get("pool") or {}
     lines = [f"pool {args.pool}: {progress_text(view)}"]
     if view.get("kind"):

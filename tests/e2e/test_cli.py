@@ -16,7 +16,7 @@ import pytest
 
 from devstack.ssh_client import generate_key
 
-from .conftest import ssh, unique_pool
+from .conftest import REPO_ROOT, ssh, unique_pool
 
 CLI = Path(sys.executable).parent / "batch-ssh"  # the console script `make setup` installs
 # The emulator's nodes reuse addresses and ports with new host keys: no prompts, no known_hosts.
@@ -193,3 +193,25 @@ def test_errors_name_the_problem_and_exit_with_documented_codes(stack, cli, home
     assert {"poolId", "nodes", "ssh.allowedSourcePrefixes"} <= named, bad.stderr
     unreachable = cli("list", BATCH_SSH_URL="http://127.0.0.1:9")
     assert unreachable.returncode == 7 and "cannot reach the app" in unreachable.stderr
+
+
+def test_request_from_a_json_file_answers_json_for_scripts(stack, cli, home, tmp_path):
+    key = generate_key(home / ".ssh", "carol")
+    pool_id = unique_pool("cli-file")
+    request = json.loads((REPO_ROOT / "examples" / "request.json").read_text())
+    request.pop("requestId")
+    request.update(poolId="replaced-by-the-flag", nodes={"dedicated": 1})
+    request["users"] = [{"name": "carol", "sshPublicKey": key.public, "expiry": "PT1H"}]
+    path = tmp_path / "request.json"
+    path.write_text(json.dumps(request))
+
+    done = cli("request", "--file", str(path), "--pool", pool_id, "--json")
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)  # nothing but the JSON on stdout
+    (node,) = stack.batch.pool_nodes(pool_id)["nodes"]
+    assert answer["phase"] == "completed" and answer["poolId"] == pool_id
+    assert [(c["alias"], c["node"], c["user"]) for c in answer["connections"]] == [
+        (f"{pool_id}-0", node["id"], "carol")
+    ]
+    record = answer["connections"][0]
+    assert ssh(key, "carol", record["ip"], record["port"]).stdout.strip() == node["id"]
