@@ -32,6 +32,7 @@ EPILOG = (
     "exit codes:\n"
     + "\n".join(f"  {code}  {meaning}" for code, meaning in EXIT_CODES.items())
     + """
+  once `batch-ssh ssh` has started ssh, it exits with ssh's own code (255: ssh could not log in)
 
 configuration (environment first, then the config file):
   BATCH_SSH_URL   the app's base URL, e.g. https://my-app.azurewebsites.net
