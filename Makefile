@@ -12,10 +12,11 @@ STAMP := $(VENV)/.installed
 
 setup: $(STAMP) node_modules/.package-lock.json
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 13))' || { echo 'needs Python 3.13+ (set PYTHON=...)'; exit 1; }
 	$(PY) -c 'import sys; sys.exit(sys.version_info < (3, 13))' 2>/dev/null || { rm -rf $(VENV); $(PYTHON) -m venv $(VENV); }
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $(STAMP)
 
 node_modules/.package-lock.json: package.json package-lock.json

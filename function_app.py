@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 
 import azure.durable_functions as df
 import azure.functions as func
@@ -106,6 +107,15 @@ async def revoke_user(req: func.HttpRequest, client: df.DurableOrchestrationClie
 async def get_user_access(req: func.HttpRequest) -> func.HttpResponse:
     """GET /api/users/{user}/access: the user's active access across pools."""
     return await views.user_access_over_http(req)
+
+
+OPENAPI_DOCUMENT = Path(__file__).resolve().parent / "schemas" / "openapi.json"
+
+
+@app.route(route="openapi.json", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def openapi_document(req: func.HttpRequest) -> func.HttpResponse:
+    """GET /api/openapi.json: the OpenAPI 3.1 description of these routes (anonymous: it holds no secret)."""
+    return func.HttpResponse(OPENAPI_DOCUMENT.read_bytes(), mimetype="application/json")
 
 
 # ---- timers: expiry and reconcile -------------------------------------------------------------------------

@@ -1,0 +1,7 @@
+"""`python -m batch_ssh_cli`: the same as the `batch-ssh` console script."""
+
+import sys
+
+from batch_ssh_cli.main import main
+
+sys.exit(main())
