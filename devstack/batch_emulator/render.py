@@ -3,7 +3,7 @@ with seven fractional digits, absent values omitted)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -17,7 +17,7 @@ START_TASK_FAILURE_MESSAGE = "The task exited with an exit code representing a f
 
 def timestamp(value: datetime) -> str:
     """ISO 8601 in UTC with seven fractional digits, as the service writes them."""
-    return value.strftime("%Y-%m-%dT%H:%M:%S.%f") + "0Z"
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f") + "0Z"
 
 
 def duration(value: timedelta) -> str:
