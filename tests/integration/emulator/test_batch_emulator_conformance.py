@@ -188,3 +188,12 @@ def test_error_body_shape(batch_client) -> None:
     assert list(body)[:3] == ["odata.metadata", "code", "message"]
     assert body["code"] == "PoolNotFound" and body["message"]["lang"] == "en-US"
     assert body["values"] == [{"key": "PoolId", "value": "no-such-pool"}]
+
+
+def test_supported_images_omit_what_an_image_does_not_have(batch_client) -> None:
+    images = send(batch_client, "GET", "/supportedimages").json()["value"]
+    assert images
+    for image in images:
+        assert image.get("capabilities", ["x"]) != []  # absent, never an empty list
+        assert "batchSupportEndOfLife" not in image or image["batchSupportEndOfLife"]
+    assert any("batchSupportEndOfLife" not in image for image in images)
