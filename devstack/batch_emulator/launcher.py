@@ -69,8 +69,8 @@ class BatchEmulatorEndpoint:
 
     def inject_fault(self, operation: str = "*", **spec: Any) -> dict:
         """An HTTP fault for `operation` (an SDK method name such as 'get_pool', or '*'): status=429|500|503,
-        drop=True, latency_ms=..., retry_after=..., count=N (next N calls) or rate=0..1; after=True performs the
-        operation first and then answers 500 or drops the connection (status=500 or drop=True)."""
+        drop=True, latency_ms=..., retry_after=..., count=N (next N calls) or rate=0..1; after=True performs
+        the operation first and then answers 500 or drops the connection (status=500 or drop=True)."""
         names = {"latency_ms": "latencyMs", "retry_after": "retryAfter"}
         return self.control(
             "POST", "faults", {"operation": operation, **{names.get(k, k): v for k, v in spec.items()}}

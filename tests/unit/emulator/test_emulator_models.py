@@ -504,3 +504,22 @@ def test_pool_size_limit_is_a_setting_and_inter_node_pools_stop_at_100(clock, ho
     big.create_pool(
         pool_body("inter", nodes=100, enableInterNodeCommunication=True, networkConfiguration=None)
     )
+
+
+def test_echoed_enums_come_back_in_the_service_spelling() -> None:
+    from devstack.batch_emulator.render import canonical_enums
+
+    sent = {
+        "inboundNATPools": [
+            {"name": "SSH", "protocol": "TCP", "networkSecurityGroupRules": [{"access": "Allow"}]}
+        ],
+        "userIdentity": {"autoUser": {"scope": "Pool", "elevationLevel": "Admin"}},
+        "commandLine": "Echo KEEP",
+    }
+    assert canonical_enums(sent) == {
+        "inboundNATPools": [
+            {"name": "SSH", "protocol": "tcp", "networkSecurityGroupRules": [{"access": "allow"}]}
+        ],
+        "userIdentity": {"autoUser": {"scope": "pool", "elevationLevel": "admin"}},
+        "commandLine": "Echo KEEP",
+    }
