@@ -210,3 +210,12 @@ def test_supported_images_omit_what_an_image_does_not_have(batch_client) -> None
         assert image.get("capabilities", ["x"]) != []  # absent, never an empty list
         assert "batchSupportEndOfLife" not in image or image["batchSupportEndOfLife"]
     assert any("batchSupportEndOfLife" not in image for image in images)
+
+
+def test_filter_takes_model_properties_the_pool_does_not_set(batch_client, make_pool) -> None:
+    pool_id = make_pool(0, ssh=False)
+    named = list(batch_client.list_pools(filter=f"id eq '{pool_id}' and displayName eq null"))
+    assert [p.id for p in named] == [pool_id]
+    assert list(batch_client.list_pools(filter=f"id eq '{pool_id}' and autoScaleFormula ne null")) == []
+    response = send(batch_client, "GET", "/pools?$filter=noSuchProperty eq 1")
+    assert response.status_code == 400 and response.json()["code"] == "InvalidQueryParameterValue"
