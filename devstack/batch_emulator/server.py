@@ -55,6 +55,8 @@ class EmulatorConfig:
     access_log: bool = False
     user_expiry: str = "day"
     max_nodes_per_pool: int = 2000
+    dedicated_core_quota: int | None = None
+    low_priority_core_quota: int | None = None
 
 
 def build_app(runtime: EmulatorRuntime, *, key: str, timing_name: str) -> web.Application:
@@ -172,6 +174,8 @@ class EmulatorServer:
             ssh_network=cfg.ssh_network,
             user_expiry=cfg.user_expiry,
             max_nodes_per_pool=cfg.max_nodes_per_pool,
+            dedicated_core_quota=cfg.dedicated_core_quota,
+            low_priority_core_quota=cfg.low_priority_core_quota,
         )
         app = build_app(self.runtime, key=cfg.key, timing_name=cfg.timing_name)
         self._runner = web.AppRunner(app, access_log=log if cfg.access_log else None, handle_signals=False)
