@@ -18,6 +18,7 @@ from devstack.batch_emulator import exceptions as errors
 from devstack.batch_emulator.catalog import Catalog
 from devstack.batch_emulator.conformance import API_VERSIONS
 from devstack.batch_emulator.control import PREFIX, ControlApi
+from devstack.batch_emulator.faults import HttpFault
 from devstack.batch_emulator.lifecycle import EmulatorRuntime
 from devstack.batch_emulator.render import timestamp
 from devstack.batch_emulator.responses import BatchResponses, json_response, with_metadata
@@ -145,7 +146,7 @@ async def _batch(request: web.Request, handler, runtime: EmulatorRuntime, key: s
     return _fail(request, fault, operation)
 
 
-def _fail(request: web.Request, fault, operation: str) -> web.Response:  # noqa: ANN001 - faults.HttpFault
+def _fail(request: web.Request, fault: HttpFault, operation: str) -> web.Response:
     if fault.drop:
         # Cut the TCP connection without an answer; the response below is never written.
         if request.transport is not None:
