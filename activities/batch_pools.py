@@ -74,7 +74,8 @@ def _nodes(client: Any, pool_id: str) -> list[dict[str, Any]]:
 
 
 def poll_pool(payload: dict) -> dict:
-    """A compact snapshot of the pool and its nodes (see provisioning.nodes.summarize_pool)."""
+    """A compact snapshot of the pool and its nodes (see provisioning.nodes.summarize_pool); with the usable
+    nodes, their SSH endpoints as `{nodeId: [ip, port, state]}`."""
     client = batch_client(settings())
     pool_id = payload["poolId"]
     try:
@@ -82,7 +83,15 @@ def poll_pool(payload: dict) -> dict:
         nodes = _nodes(client, pool_id)
     except ResourceNotFoundError:
         return missing_pool_snapshot()
-    return summarize_pool(pool, nodes, include_usable=bool(payload.get("includeUsable")))
+    snapshot = summarize_pool(pool, nodes, include_usable=bool(payload.get("includeUsable")))
+    if snapshot["usable"] is not None:  # the grant takes each node's SSH endpoint from this listing
+        usable = set(snapshot["usable"])
+        snapshot["endpoints"] = {
+            node["id"]: [*found, (node.get("state") or "").lower()]
+            for node in nodes
+            if node["id"] in usable and (found := _endpoint_from_node(node))
+        }
+    return snapshot
 
 
 def delete_pool(payload: dict) -> dict:

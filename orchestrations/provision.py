@@ -10,10 +10,10 @@ from typing import Any
 import azure.durable_functions as df
 
 from orchestrations.fan_out import ACTIVITY_RETRY
-from orchestrations.granting import grant_on_nodes
+from orchestrations.granting import grant_on_nodes, node_jobs
 from provisioning import progress as phases
 from provisioning.durations import format_timestamp
-from provisioning.events import connection_details, with_connections
+from provisioning.events import with_connections
 from provisioning.nodes import next_poll_interval, wait_decision
 from provisioning.progress import custom_status, summarize_outcome
 
@@ -46,9 +46,11 @@ class Run:
 
 def wait_for_idle_nodes(
     context: df.DurableOrchestrationContext, run: Run, options: dict
-) -> Generator[Any, Any, tuple[list, list, dict | None]]:
-    """Poll with durable timers and backoff: until the nodes settle, the deadline passes or it fails.
-    Returns the usable nodes, the problem nodes and the allocation error when fewer nodes came."""
+) -> Generator[Any, Any, tuple[list, list, dict | None, dict]]:
+    """Poll with durable timers and backoff: until the nodes settle, the deadline passes or it fails. Once
+    nodes start to become ready the rest follow soon, so polling stays at the first interval from then on
+    (the last node's users are then at most one poll interval away). Returns the usable nodes, the problem
+    nodes, the allocation error when fewer nodes came, and the SSH endpoints the last listing showed."""
     deadline = context.current_utc_datetime + timedelta(seconds=options["deadlineSeconds"])
     interval = None
     while True:
@@ -64,12 +66,16 @@ def wait_for_idle_nodes(
         )
         decision = wait_decision(snapshot, deadline_passed=deadline_passed)
         if decision["action"] == "proceed":
-            return decision["usable"], snapshot["problems"], decision.get("allocationError")
+            endpoints = snapshot.get("endpoints") or {}
+            return decision["usable"], snapshot["problems"], decision.get("allocationError"), endpoints
         if decision["action"] == "fail":
             raise ProvisioningFailed(
                 {"code": decision["code"], "message": decision["message"]}, snapshot["problems"]
             )
-        interval = next_poll_interval(interval, options["pollFirstSeconds"], options["pollMaxSeconds"])
+        if counts["ready"]:
+            interval = options["pollFirstSeconds"]
+        else:
+            interval = next_poll_interval(interval, options["pollFirstSeconds"], options["pollMaxSeconds"])
         yield context.create_timer(min(context.current_utc_datetime + timedelta(seconds=interval), deadline))
 
 
@@ -97,8 +103,8 @@ def provision_pool(context: df.DurableOrchestrationContext) -> Generator[Any, An
     request, options = started["request"], started["options"]
     pool_id, users = request["poolId"], request["users"]
     run = Run(context, request)
-    image, grants, problems, error, written, pool_is_ours = None, [], [], None, 0, False
-    allocation_error, endpoints = None, {}
+    image, problems, error, written, pool_is_ours = None, [], None, 0, False
+    allocation_error, granted, connections = None, {}, []
     try:
         run.phase(phases.SELECTING_IMAGE)
         chosen = yield context.call_activity_with_retry(
@@ -124,19 +130,16 @@ def provision_pool(context: df.DurableOrchestrationContext) -> Generator[Any, An
                  seconds=options["deadlineSeconds"] + BUSY_MARGIN_SECONDS))},
         )  # fmt: skip
 
-        usable, problems, allocation_error = yield from wait_for_idle_nodes(context, run, options)
+        usable, problems, allocation_error, endpoints = yield from wait_for_idle_nodes(context, run, options)
 
         run.phase(phases.GRANTING_ACCESS, nodesIdle=len(usable), nodesFailed=len(problems))
         names = [u["name"] for u in users]
-        granted = yield from grant_on_nodes(
-            context, pool_id, request["requestId"], users, [{"nodeId": n, "users": names} for n in usable]
+        result = yield from grant_on_nodes(
+            context, pool_id, request["requestId"], users, node_jobs(usable, names, endpoints)
         )
-        grants, endpoints, written = granted["grants"], granted["endpoints"], granted["written"]
-        problems = problems + granted["problems"]
-        run.phase(
-            phases.RECORDING_CONNECTIONS,
-            usersGranted=sum(1 for g in grants for r in (g.get("users") or {}).values() if r.get("ok")),
-        )
+        granted, written, connections = result["granted"], result["written"], result["connections"]
+        problems = problems + result["problems"]
+        run.phase(phases.RECORDING_CONNECTIONS, usersGranted=granted["granted"])
     except ProvisioningFailed as failure:
         error, problems = failure.error, failure.problems or problems
     except Exception as exc:  # noqa: BLE001 - an activity failed after its retries: report it, do not lose the event
@@ -147,7 +150,7 @@ def provision_pool(context: df.DurableOrchestrationContext) -> Generator[Any, An
 
     output = summarize_outcome(
         request=request,
-        grants=grants,
+        granted=granted,
         problems=problems,
         records_written=written,
         image=image,
@@ -161,8 +164,9 @@ def provision_pool(context: df.DurableOrchestrationContext) -> Generator[Any, An
 
     run.phase(phases.PUBLISHING, **{k: v for k, v in output["progress"].items() if k in run.counts})
     at = format_timestamp(context.current_utc_datetime)
-    connections = connection_details(grants, endpoints)
-    body = with_connections(pool_event(output, context.instance_id, at), connections)
+    body = with_connections(
+        pool_event(output, context.instance_id, at), connections, output["progress"]["usersGranted"]
+    )
     yield context.call_activity_with_retry("publish_event", ACTIVITY_RETRY, body)
     if pool_is_ours:  # done with the pool: reconcile may look after it from now on
         yield context.call_activity_with_retry(

@@ -69,7 +69,7 @@ class ConnectionRecords:
         that user, so it may replace it. Returns the RowKeys of those pairs."""
         if not records:
             return []
-        existing = self._states(records[0].pool_id)
+        existing = self._states(records[0].pool_id, [r.row_key for r in records])
         owned = sorted(r.row_key for r in records if existing.get(r.row_key) in LIVE_STATES)
         self.upsert([r for r in records if existing.get(r.row_key) not in LIVE_STATES])
         return owned
@@ -79,15 +79,32 @@ class ConnectionRecords:
         pk, wanted = partition_key(pool_id), set(row_keys)
         if not wanted:
             return 0
-        doomed = [rk for rk, state in self._states(pool_id).items() if rk in wanted and state == PENDING]
+        states = self._states(pool_id, sorted(wanted))
+        doomed = [rk for rk, state in states.items() if rk in wanted and state == PENDING]
         for batch in chunks(doomed):
             self._table.submit_transaction([("delete", {"PartitionKey": pk, "RowKey": rk}) for rk in batch])
         return len(doomed)
 
-    def _states(self, pool_id: str) -> dict[str, str]:
+    def admin_flags(self, pool_id: str, row_keys: list[str]) -> dict[str, bool]:
+        """RowKey -> IsAdmin of the given records (read over the RowKey range that spans them)."""
+        if not row_keys:
+            return {}
+        wanted = set(row_keys)
         entities = self._table.query_entities(
-            "PartitionKey eq @pk", parameters={"pk": partition_key(pool_id)}, select=["RowKey", "State"]
+            "PartitionKey eq @pk and RowKey ge @low and RowKey le @high",
+            parameters={"pk": partition_key(pool_id), "low": min(row_keys), "high": max(row_keys)},
+            select=["RowKey", "IsAdmin"],
         )
+        return {e["RowKey"]: bool(e.get("IsAdmin")) for e in entities if e["RowKey"] in wanted}
+
+    def _states(self, pool_id: str, row_keys: list[str] | None = None) -> dict[str, str]:
+        """RowKey -> State of the pool's records; with `row_keys`, only the RowKey range that spans them (a
+        chunk of nodes reads its own records, not the whole pool's)."""
+        query, parameters = "PartitionKey eq @pk", {"pk": partition_key(pool_id)}
+        if row_keys:
+            query += " and RowKey ge @low and RowKey le @high"
+            parameters.update(low=min(row_keys), high=max(row_keys))
+        entities = self._table.query_entities(query, parameters=parameters, select=["RowKey", "State"])
         return {e["RowKey"]: e.get("State", ACTIVE) for e in entities}
 
     def for_pool(self, pool_id: str) -> list[SshConnectionRecord]:
