@@ -77,17 +77,29 @@ class OrderedLimit:
         self._free += 1
 
 
-_limits: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, OrderedLimit] = weakref.WeakKeyDictionary()
+_limits: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, OrderedLimit]] = (
+    weakref.WeakKeyDictionary()
+)
+TABLE_WRITERS = 2  # record reads/writes in flight per worker process (earlier chunks first)
 
 
-def batch_call_limit(size: int) -> OrderedLimit:
-    """The worker process's bound on Batch calls in flight (one per event loop; resized when the setting
-    changes and nothing waits)."""
-    loop = asyncio.get_running_loop()
-    limit = _limits.get(loop)
+def process_limit(kind: str, size: int) -> OrderedLimit:
+    """The worker process's bound on `kind` of calls in flight (one per event loop; replaced when the setting
+    changes while nothing holds it)."""
+    limits = _limits.setdefault(asyncio.get_running_loop(), {})
+    limit = limits.get(kind)
     if limit is None or (limit.size != size and limit._free == limit.size):
-        limit = _limits[loop] = OrderedLimit(size)
+        limit = limits[kind] = OrderedLimit(size)
     return limit
+
+
+async def _in_thread(limit: OrderedLimit, key: tuple, fn: Any, *args: Any) -> Any:
+    """A blocking Table storage call off the event loop, bounded and in chunk order."""
+    await limit.acquire(key)
+    try:
+        return await asyncio.to_thread(fn, *args)
+    finally:
+        limit.release()
 
 
 def _password(user: dict[str, Any], cipher: PasswordCipher | None) -> str | None:
@@ -203,7 +215,8 @@ async def grant_node_users(payload: dict) -> dict:
     something was transient, the `retry` input."""
     config = settings()
     client = async_batch_client(config)
-    limit = batch_call_limit(config.batch_concurrency)
+    limit = process_limit("batch", config.batch_concurrency)
+    tables = process_limit("table", TABLE_WRITERS)
     cipher = PasswordCipher(config.password_encryption_key) if config.password_encryption_key else None
     pool_id, request_id = payload["poolId"], payload["requestId"]
     users = {u["name"]: u for u in payload["users"]}
@@ -228,8 +241,10 @@ async def grant_node_users(payload: dict) -> dict:
                           request_id=request_id, state=state, at=at)  # fmt: skip
 
     pending = [record(n, name, PENDING) for n in nodes for name in n["users"]]
-    owned_keys = set(await asyncio.to_thread(store.prepare, pending))
-    admin = await asyncio.to_thread(store.admin_flags, pool_id, sorted(owned_keys)) if owned_keys else {}
+    owned_keys = set(await _in_thread(tables, (order,), store.prepare, pending))
+    admin = {}
+    if owned_keys:
+        admin = await _in_thread(tables, (order,), store.admin_flags, pool_id, sorted(owned_keys))
     owned: dict[str, dict[str, Any]] = {}
     for r in pending:
         if r.row_key in owned_keys:
@@ -255,10 +270,12 @@ async def grant_node_users(payload: dict) -> dict:
     granted = [(n, name) for (n, name), o in zip(pairs, outcomes, strict=True) if o["ok"]]
     foreign = [(n["nodeId"], name) for (n, name), o in zip(pairs, outcomes, strict=True)
                if (o.get("error") or {}).get("code") == NOT_OWNED]  # fmt: skip
-    written = await asyncio.to_thread(store.upsert, [record(n, name, ACTIVE_STATE) for n, name in granted])
+    active = [record(n, name, ACTIVE_STATE) for n, name in granted]
+    written = await _in_thread(tables, (order,), store.upsert, active)
     if foreign:
-        await asyncio.to_thread(store.drop_pending, pool_id, [f"{node}|{name}" for node, name in foreign])
-        await asyncio.to_thread(ManagedPools(config).note_foreign_users, pool_id, foreign)
+        doomed = [f"{node}|{name}" for node, name in foreign]
+        await _in_thread(tables, (order,), store.drop_pending, pool_id, doomed)
+        await _in_thread(tables, (order,), ManagedPools(config).note_foreign_users, pool_id, foreign)
 
     failed, transient, actions = [], [], {}
     for (n, name), o in zip(pairs, outcomes, strict=True):

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import weakref
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -109,8 +110,19 @@ def async_batch_client(settings: Settings) -> Any:
 
             credential = DefaultAzureCredential(managed_identity_client_id=settings.azure_client_id)
             options = {"credential_scopes": [settings.batch_auth_scope]} if settings.batch_auth_scope else {}
+        if not _uses_proxy_settings():
+            from azure.core.pipeline.transport import AioHttpTransport
+
+            # Without proxy settings to honour, skip aiohttp's per-request look-ups of the proxy variables and
+            # ~/.netrc (two thread-pool hops per call, a quarter of the client's CPU per call).
+            options["transport"] = AioHttpTransport(use_env_settings=False)
         clients[key] = BatchClient(settings.batch_account_url, credential, **options)
     return clients[key]
+
+
+def _uses_proxy_settings() -> bool:
+    names = {"http_proxy", "https_proxy", "all_proxy", "netrc"}
+    return any(name.lower() in names and value for name, value in os.environ.items())
 
 
 async def close_async_batch_clients() -> None:
