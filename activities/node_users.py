@@ -271,7 +271,8 @@ async def grant_node_users(payload: dict) -> dict:
     foreign = [(n["nodeId"], name) for (n, name), o in zip(pairs, outcomes, strict=True)
                if (o.get("error") or {}).get("code") == NOT_OWNED]  # fmt: skip
     active = [record(n, name, ACTIVE_STATE) for n, name in granted]
-    written = await _in_thread(tables, (order,), store.upsert, active)
+    fresh = {r.row_key for r in pending} - owned_keys  # their pending records differ only in state
+    written = await _in_thread(tables, (order,), store.activate, active, fresh)
     if foreign:
         doomed = [f"{node}|{name}" for node, name in foreign]
         await _in_thread(tables, (order,), store.drop_pending, pool_id, doomed)

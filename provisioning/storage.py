@@ -11,7 +11,7 @@ from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
-from azure.data.tables import TableClient, UpdateMode
+from azure.data.tables import TableClient, TableTransactionError, UpdateMode
 
 from provisioning.clients import queue_client, table_client
 from provisioning.records import ACTIVE, LIVE_STATES, PENDING, SshConnectionRecord, partition_key
@@ -60,6 +60,27 @@ class ConnectionRecords:
                 self._table.submit_transaction(
                     [("upsert", r.to_entity(), {"mode": UpdateMode.REPLACE}) for r in batch]
                 )
+        return len(records)
+
+    def activate(self, records: list[SshConnectionRecord], written_pending: set[str]) -> int:
+        """Make records `active`: those whose `pending` record this grant has just written (`written_pending`,
+        identical but for the state) by merging the state alone, the others by writing them whole."""
+        by_partition: dict[str, list[SshConnectionRecord]] = defaultdict(list)
+        for record in records:
+            by_partition[record.partition_key].append(record)
+        for items in by_partition.values():
+            for batch in chunks(items):
+                operations = [
+                    ("update", {"PartitionKey": r.partition_key, "RowKey": r.row_key, "State": r.state},
+                     {"mode": UpdateMode.MERGE})
+                    if r.row_key in written_pending
+                    else ("upsert", r.to_entity(), {"mode": UpdateMode.REPLACE})
+                    for r in batch
+                ]  # fmt: skip
+                try:
+                    self._table.submit_transaction(operations)
+                except TableTransactionError:  # a pending record vanished meanwhile: write them whole
+                    self.upsert(batch)
         return len(records)
 
     def prepare(self, records: list[SshConnectionRecord]) -> list[str]:
