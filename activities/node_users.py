@@ -16,6 +16,7 @@ import asyncio
 import heapq
 import itertools
 import logging
+import time
 import weakref
 from typing import Any
 
@@ -241,7 +242,9 @@ async def grant_node_users(payload: dict) -> dict:
                           request_id=request_id, state=state, at=at)  # fmt: skip
 
     pending = [record(n, name, PENDING) for n in nodes for name in n["users"]]
+    started = time.perf_counter()
     owned_keys = set(await _in_thread(tables, (order,), store.prepare, pending))
+    prepared = time.perf_counter()
     admin = {}
     if owned_keys:
         admin = await _in_thread(tables, (order,), store.admin_flags, pool_id, sorted(owned_keys))
@@ -257,6 +260,7 @@ async def grant_node_users(payload: dict) -> dict:
         except ValueError as exc:
             passwords[name] = exc
     pairs = [(n, name) for n in nodes for name in n["users"]]
+    calling = time.perf_counter()
     outcomes = await asyncio.gather(*(
         _grant_one(client, limit, (order, i), pool_id, n, users[name], passwords[name],
                    owned.get(n["nodeId"], {}), attempt > 1)
@@ -272,6 +276,7 @@ async def grant_node_users(payload: dict) -> dict:
                if (o.get("error") or {}).get("code") == NOT_OWNED]  # fmt: skip
     active = [record(n, name, ACTIVE_STATE) for n, name in granted]
     fresh = {r.row_key for r in pending} - owned_keys  # their pending records differ only in state
+    called = time.perf_counter()
     written = await _in_thread(tables, (order,), store.activate, active, fresh)
     if foreign:
         doomed = [f"{node}|{name}" for node, name in foreign]
@@ -290,8 +295,10 @@ async def grant_node_users(payload: dict) -> dict:
         ({"nodeId": n["nodeId"], "user": name, "ip": n["ip"], "port": n["port"]} for n, name in granted),
         key=lambda d: (d["user"], d["nodeId"]),
     )[:MAX_SAMPLE]
-    log.info("pool %s: %d of %d (node, user) granted on %d nodes, %d transient", pool_id, len(granted),
-             len(pairs), len(nodes), len(transient))  # fmt: skip
+    log.info("pool %s chunk %d: %d of %d (node, user) granted on %d nodes, %d transient; ms: pending "
+             "records %.0f, users %.0f, records %.0f", pool_id, order, len(granted), len(pairs), len(nodes),
+             len(transient), (prepared - started) * 1000, (called - calling) * 1000,
+             (time.perf_counter() - called) * 1000)  # fmt: skip
     result: dict[str, Any] = {
         "nodes": len(nodes),
         "pairs": len(pairs),

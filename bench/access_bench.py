@@ -271,15 +271,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--guide-up-to", type=int, default=1000, help="measure the guide up to this N")
     parser.add_argument("--plot", type=Path, default=PLOT, help="where to save the PNG (default %(default)s)")
     parser.add_argument("--keep", type=Path, help="keep the stack's logs and stores in this directory")
+    parser.add_argument("--concurrency", type=int, help="BATCH_CONCURRENCY for the host (default: the app's)")
     args = parser.parse_args(argv)
     sizes = sorted(int(s) for s in args.sizes.split(","))
-    concurrency = load_settings({}).batch_concurrency
+    concurrency = args.concurrency or load_settings({}).batch_concurrency
     apps: list[AppRun] = []
     guides: dict[int, float] = {}
     with tempfile.TemporaryDirectory(prefix="access-bench-") as tmp:
         key = generate_key(Path(tmp))
         data_dir = args.keep or Path(tmp) / "stack"
-        settings = {"MAX_NODES_PER_REQUEST": str(max(sizes)), "IDLE_POLL_INTERVAL": POLL}
+        settings = {"MAX_NODES_PER_REQUEST": str(max(sizes)), "IDLE_POLL_INTERVAL": POLL,
+                    "BATCH_CONCURRENCY": str(concurrency)}  # fmt: skip
         with running_stack(data_dir, extra_settings=settings) as stack:
             client = stack.batch.client()
             image = newest_verified_ubuntu(client)
