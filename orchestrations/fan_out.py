@@ -118,10 +118,11 @@ def fold(summary: dict, part: dict, sample: int = 100) -> dict:
 
 
 def grant_in_chunks(
-    context: df.DurableOrchestrationContext, inputs: list[dict]
+    context: df.DurableOrchestrationContext, inputs: list[dict], tag: str = ""
 ) -> Generator[Any, Any, dict]:
     """`grant_node_users` once per input (a chunk of nodes), all chunks at once (the activity bounds the Batch
-    calls in flight); a sub-orchestration per GROUP_CHUNKS chunks when there are more. Returns the summary."""
+    calls in flight); a sub-orchestration per GROUP_CHUNKS chunks when there are more (`tag` keeps their ids
+    apart when one orchestration grants several times). Returns the summary."""
     summary = empty_summary()
     if not inputs:
         return summary
@@ -131,7 +132,7 @@ def grant_in_chunks(
     else:
         parts = yield context.task_all([
             context.call_sub_orchestrator(
-                "grant_node_chunks", {"chunks": group}, f"{context.instance_id}:{GRANT_ACTIVITY}:{n}"
+                "grant_node_chunks", {"chunks": group}, f"{context.instance_id}:{GRANT_ACTIVITY}:{tag}{n}"
             )
             for n, group in enumerate(groups)
         ])  # fmt: skip

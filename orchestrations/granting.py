@@ -22,7 +22,8 @@ BUSY_SECONDS = 3600  # reconcile stays away from the pool while the grant runs (
 
 
 def grant_on_nodes(
-    context: df.DurableOrchestrationContext, pool_id: str, request_id: str, users: list, jobs: list
+    context: df.DurableOrchestrationContext, pool_id: str, request_id: str, users: list, jobs: list,
+    tag: str = "",
 ) -> Generator[Any, Any, dict]:
     """Give each job's node (`{"nodeId", "users": [names], "ip"?, "port"?, "state"?}`, the endpoint as the
     node listing showed it) its users, CHUNK_NODES nodes per activity. Each chunk writes its records `pending`
@@ -36,7 +37,7 @@ def grant_on_nodes(
          "nodes": [{k: j[k] for k in ("nodeId", "users", "ip", "port", "state") if j.get(k) is not None}
                    for j in chunk]}
         for n, chunk in enumerate(chunks)
-    ])  # fmt: skip
+    ], tag)  # fmt: skip
     missing = {p["nodeId"] for p in summary["noEndpoint"]}
     problems = [
         {"nodeId": p["nodeId"], "state": "noendpoint", "reason": f"no SSH endpoint: {p['reason']}"}
@@ -53,6 +54,26 @@ def grant_on_nodes(
         "written": summary["written"],
         "connections": summary["connections"],
     }
+
+
+def no_grants() -> dict:
+    """What `grant_on_nodes` returns for no node: nothing granted, written or failed."""
+    return {"granted": {"nodes": 0, "granted": 0, "failures": []}, "problems": [], "written": 0,
+            "connections": []}  # fmt: skip
+
+
+def add_grants(total: dict, more: dict, sample: int = 100) -> dict:
+    """Two `grant_on_nodes` results (on different nodes) as one."""
+    granted = {
+        "nodes": total["granted"]["nodes"] + more["granted"]["nodes"],
+        "granted": total["granted"]["granted"] + more["granted"]["granted"],
+        "failures": sorted(
+            total["granted"]["failures"] + more["granted"]["failures"], key=lambda f: f["nodeId"]
+        ),
+    }
+    connections = sorted(total["connections"] + more["connections"], key=lambda d: (d["user"], d["nodeId"]))
+    return {"granted": granted, "problems": total["problems"] + more["problems"],
+            "written": total["written"] + more["written"], "connections": connections[:sample]}  # fmt: skip
 
 
 def grant_pool_access(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dict]:

@@ -95,9 +95,12 @@ class Batch:
         if name == "poll_pool":
             pool, nodes = self.polls.pop(0) if len(self.polls) > 1 else self.polls[0]
             snapshot = summarize_pool(pool, nodes, include_usable=data["includeUsable"])
+            port = {n["id"]: 40000 + i for i, n in enumerate(nodes)}
             if snapshot["usable"] is not None:  # as poll_pool shows them: from the same listing
-                port = {n["id"]: 40000 + i for i, n in enumerate(nodes)}
                 snapshot["endpoints"] = {n: ["127.30.0.1", port[n], "idle"] for n in snapshot["usable"]}
+            elif "readySince" in data:  # ready before the others: granted at once
+                ready = [n["id"] for n in nodes if n["state"] == "idle"]
+                snapshot["ready"] = {n: ["127.30.0.1", port[n], "idle"] for n in ready}
             return snapshot
         if name == "grant_node_users":
             self.created_calls.append(data)
@@ -157,6 +160,31 @@ def test_the_happy_path_reads_like_the_business_process():
         event["statusUrl"] == "http://127.0.0.1:7071/api/pools/pool-1"
         and event["counts"]["usersGranted"] == 6
     )
+
+
+def test_nodes_idle_early_get_their_users_before_the_others_are_ready():
+    early = (pool_json("resizing"), [{"id": "node-0", "state": "idle"}, {"id": "node-1", "state": "starting"},
+                                     {"id": "node-2", "state": "starting"}])  # fmt: skip
+    later = (pool_json("steady"), [{"id": f"node-{i}", "state": "idle"} for i in range(3)])
+    output, log = run(Batch(polls=[early, later]))
+    steps = [
+        (c.name, [n["nodeId"] for n in c.input["nodes"]] if c.name == "grant_node_users" else None)
+        for c in log.calls
+        if c.kind == "activity" and c.name in ("poll_pool", "grant_node_users")
+    ]
+    assert steps == [
+        ("poll_pool", None),
+        ("grant_node_users", ["node-0"]),  # while node-1 and node-2 are still starting
+        ("poll_pool", None),  # at once: no timer after a grant
+        ("grant_node_users", ["node-1", "node-2"]),  # only the nodes not granted yet
+    ]
+    assert log.timers == []
+    assert output["outcome"] == "completed" and output["progress"]["usersGranted"] == 6
+    assert output["progress"]["records"] == 6
+    (event,) = [c.input for c in log.activities("publish_event")]
+    assert event["connectionsTotal"] == 6 and [c["nodeId"] for c in event["connections"][:3]] == [
+        "node-0", "node-1", "node-2"
+    ]
 
 
 def test_custom_status_and_event_never_carry_secrets():
