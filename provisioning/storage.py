@@ -88,12 +88,17 @@ class ConnectionRecords:
 
         Pairs that already have a live (pending or active) record keep it: the app created (or was creating)
         that user, so it may replace it. Returns the RowKeys of those pairs."""
-        if not records:
-            return []
-        existing = self._states(records[0].pool_id, [r.row_key for r in records])
-        owned = sorted(r.row_key for r in records if existing.get(r.row_key) in LIVE_STATES)
-        self.upsert([r for r in records if existing.get(r.row_key) not in LIVE_STATES])
-        return owned
+        owned: list[str] = []
+        for batch in chunks(records):
+            try:  # the usual case, nodes the app has no record of: one insert-only transaction, no read
+                self._table.submit_transaction([("create", r.to_entity()) for r in batch])
+                continue
+            except TableTransactionError:  # some exist (an earlier grant, or this one again): none written
+                pass
+            existing = self._states(batch[0].pool_id, [r.row_key for r in batch])
+            owned += [r.row_key for r in batch if existing.get(r.row_key) in LIVE_STATES]
+            self.upsert([r for r in batch if existing.get(r.row_key) not in LIVE_STATES])
+        return sorted(owned)
 
     def drop_pending(self, pool_id: str, row_keys: list[str]) -> int:
         """Delete `pending` records whose user turned out not to be the app's to create."""
