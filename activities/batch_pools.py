@@ -25,7 +25,7 @@ from provisioning.pool_spec import (
 bp = df.Blueprint()
 log = logging.getLogger(__name__)
 
-NODE_FIELDS = ["id", "state", "startTaskInfo", "errors", "endpointConfiguration"]
+NODE_FIELDS = ["id", "state", "stateTransitionTime", "startTaskInfo", "errors", "endpointConfiguration"]
 
 
 def select_pool_image(payload: dict) -> dict:
@@ -74,7 +74,10 @@ def _nodes(client: Any, pool_id: str) -> list[dict[str, Any]]:
 
 
 def poll_pool(payload: dict) -> dict:
-    """A compact snapshot of the pool and its nodes (see provisioning.nodes.summarize_pool)."""
+    """A compact snapshot of the pool and its nodes (see provisioning.nodes.summarize_pool); with the usable
+    nodes, their SSH endpoints as `{nodeId: [ip, port, state]}`. Given `readySince` (the `readyUntil` of the
+    poll before, null at first) and before the pool settles, `ready` holds only the nodes that became ready
+    since, with their endpoints."""
     client = batch_client(settings())
     pool_id = payload["poolId"]
     try:
@@ -82,7 +85,26 @@ def poll_pool(payload: dict) -> dict:
         nodes = _nodes(client, pool_id)
     except ResourceNotFoundError:
         return missing_pool_snapshot()
-    return summarize_pool(pool, nodes, include_usable=bool(payload.get("includeUsable")))
+    snapshot = summarize_pool(pool, nodes, include_usable=bool(payload.get("includeUsable")))
+    ready = [n for n in nodes if classify_node_state(n.get("state")).value == "ready"]
+    if ready:
+        snapshot["readyUntil"] = max(str(n.get("stateTransitionTime") or "") for n in ready)
+    if snapshot["usable"] is not None:  # the grant takes each node's SSH endpoint from this listing
+        usable = set(snapshot["usable"])
+        snapshot["endpoints"] = _endpoints([n for n in ready if n["id"] in usable])
+    elif "readySince" in payload:  # the nodes that became ready since the last poll, to grant them now
+        since = payload.get("readySince") or ""
+        snapshot["ready"] = _endpoints([n for n in ready if str(n.get("stateTransitionTime") or "") >= since])
+    return snapshot
+
+
+def _endpoints(nodes: list[dict[str, Any]]) -> dict[str, list]:
+    """`{nodeId: [ip, port, state]}` from the listing (a node without an SSH endpoint: `[None, None, state]`,
+    and the grant asks Batch for its remote login settings)."""
+    return {
+        node["id"]: [*(_endpoint_from_node(node) or (None, None)), (node.get("state") or "").lower()]
+        for node in nodes
+    }
 
 
 def delete_pool(payload: dict) -> dict:

@@ -65,8 +65,8 @@ def main() -> None:
     )
     print(row.format("records", small[2], big[2], f"{big[2] / small[2]:.0f}x"))
     print(
-        f"(node count ratio {SIZES[1] // SIZES[0]}x; emulator fast timing profile; user creation fanned out"
-        " in sub-orchestrations of 100 nodes)"
+        f"(node count ratio {SIZES[1] // SIZES[0]}x; emulator fast timing profile; users granted in chunks of"
+        " 50 nodes, 10 chunks a sub-orchestration)"
     )
 
 

@@ -1,5 +1,7 @@
-"""Fan-out in chunks: one activity per item, at most 100 items a sub-orchestration, errors kept per item, and
-the parts an activity reports as transient (`retry`) run again after a durable-timer backoff."""
+"""Fan-outs: `fan_out` runs one activity per item, at most 100 items a sub-orchestration; `grant_in_chunks`
+runs `grant_node_users` once per chunk of nodes, at most GROUP_CHUNKS chunks a sub-orchestration, and folds
+the chunks' counts and failures into one summary. Either way errors are kept per item, and the parts an
+activity reports as transient (`retry`) run again after a durable-timer backoff."""
 
 from __future__ import annotations
 
@@ -90,4 +92,102 @@ def run_activity_batch(context: df.DurableOrchestrationContext) -> Generator[Any
     return results
 
 
+GRANT_ACTIVITY = "grant_node_users"
+GROUP_CHUNKS = 10  # chunks per sub-orchestration: keeps every history small whatever the pool size
+
+
+def empty_summary() -> dict:
+    """What `grant_in_chunks` returns: counts, the failed (node, user) pairs, nodes without an SSH endpoint
+    and a sample of connection details (at most MAX_SAMPLE, sorted by user and node)."""
+    return {"nodes": 0, "pairs": 0, "granted": 0, "written": 0, "actions": {}, "failed": [],
+            "noEndpoint": [], "connections": []}  # fmt: skip
+
+
+def fold(summary: dict, part: dict, sample: int = 100) -> dict:
+    """`part` (a chunk's result or another summary) added to `summary`."""
+    for key in ("nodes", "pairs", "granted", "written"):
+        summary[key] += part.get(key, 0)
+    for action, count in (part.get("actions") or {}).items():
+        summary["actions"][action] = summary["actions"].get(action, 0) + count
+    summary["failed"] += part.get("failed") or []
+    summary["noEndpoint"] += part.get("noEndpoint") or []
+    summary["connections"] = sorted(
+        summary["connections"] + (part.get("connections") or []), key=lambda d: (d["user"], d["nodeId"])
+    )[:sample]
+    return summary
+
+
+def grant_in_chunks(
+    context: df.DurableOrchestrationContext, inputs: list[dict], tag: str = ""
+) -> Generator[Any, Any, dict]:
+    """`grant_node_users` once per input (a chunk of nodes), all chunks at once (the activity bounds the Batch
+    calls in flight); a sub-orchestration per GROUP_CHUNKS chunks when there are more (`tag` keeps their ids
+    apart when one orchestration grants several times). Returns the summary."""
+    summary = empty_summary()
+    if not inputs:
+        return summary
+    groups = [inputs[start : start + GROUP_CHUNKS] for start in range(0, len(inputs), GROUP_CHUNKS)]
+    if len(groups) == 1:
+        parts = [(yield from _grant_group(context, groups[0]))]
+    else:
+        parts = yield context.task_all([
+            context.call_sub_orchestrator(
+                "grant_node_chunks", {"chunks": group}, f"{context.instance_id}:{GRANT_ACTIVITY}:{tag}{n}"
+            )
+            for n, group in enumerate(groups)
+        ])  # fmt: skip
+    for part in parts:
+        fold(summary, part)
+    return summary
+
+
+def _chunk_failure(item: dict, exc: Exception) -> dict:
+    """A chunk whose activity failed for good: every (node, user) of it failed with ActivityFailed (pending
+    records written before the failure stay, so whatever the activity created is still known)."""
+    error = {"code": "ActivityFailed", "message": str(exc).splitlines()[0][:300] if str(exc) else ""}
+    failed = [
+        {"nodeId": n["nodeId"], "user": name, "error": error} for n in item["nodes"] for name in n["users"]
+    ]
+    return {"nodes": len(item["nodes"]), "pairs": len(failed), "failed": failed}
+
+
+def _grant_group(context: df.DurableOrchestrationContext, inputs: list[dict]) -> Generator[Any, Any, dict]:
+    summary = empty_summary()
+    pending = inputs
+    for attempt in range(1, TRANSIENT_ATTEMPTS + 1):
+        if attempt > 1:
+            delay = TRANSIENT_FIRST_DELAY_SECONDS * 2 ** (attempt - 2)
+            yield context.create_timer(context.current_utc_datetime + timedelta(seconds=delay))
+        tasks = [context.call_activity_with_retry(GRANT_ACTIVITY, ACTIVITY_RETRY, item) for item in pending]
+        try:
+            results = list((yield context.task_all(tasks)))
+        except Exception:  # noqa: BLE001 - task_all stops at the first failure: collect each chunk's own outcome
+            results = []
+            for item, task in zip(pending, tasks, strict=True):
+                try:
+                    results.append((yield task))
+                except Exception as exc:  # noqa: BLE001
+                    results.append(_chunk_failure(item, exc))
+        again = []
+        for result in results:
+            last = attempt == TRANSIENT_ATTEMPTS or not result.get("retry")
+            if attempt > 1:  # nodes and pairs were counted by the first attempt
+                result = {**result, "nodes": 0, "pairs": 0}
+            fold(summary, result)
+            if last:
+                summary["failed"] += result.get("transient") or []
+            else:
+                again.append(result["retry"])
+        if not again:
+            break
+        pending = again
+    return summary
+
+
+def grant_node_chunks(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dict]:
+    """Sub-orchestration: a group of chunks granted in parallel, transient parts again after a backoff."""
+    return (yield from _grant_group(context, context.get_input()["chunks"]))
+
+
 bp.orchestration_trigger(context_name="context")(run_activity_batch)
+bp.orchestration_trigger(context_name="context")(grant_node_chunks)

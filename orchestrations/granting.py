@@ -9,62 +9,71 @@ from typing import Any
 
 import azure.durable_functions as df
 
-from orchestrations.fan_out import ACTIVITY_RETRY, fan_out
+from orchestrations.fan_out import ACTIVITY_RETRY, grant_in_chunks
 from provisioning import progress as phases
 from provisioning.durations import format_timestamp
-from provisioning.events import connection_details, event, with_connections
+from provisioning.events import event, with_connections
 from provisioning.nodes import NodeCategory, classify_node_state
-from provisioning.pool_registry import public_user
-from provisioning.progress import custom_status, summarize_outcome
+from provisioning.progress import custom_status, grant_failures, summarize_outcome
 
 bp = df.Blueprint()
+CHUNK_NODES = 50  # nodes per grant_node_users activity
 BUSY_SECONDS = 3600  # reconcile stays away from the pool while the grant runs (or until then, if it crashed)
 
 
 def grant_on_nodes(
-    context: df.DurableOrchestrationContext, pool_id: str, request_id: str, users: list, jobs: list
+    context: df.DurableOrchestrationContext, pool_id: str, request_id: str, users: list, jobs: list,
+    tag: str = "",
 ) -> Generator[Any, Any, dict]:
-    """Give each job's node (`{"nodeId", "users": [names]}`) its users. Records are written `pending` before
-    any user is created and turn `active` once it exists, so the app always knows what it created."""
+    """Give each job's node (`{"nodeId", "users": [names], "ip"?, "port"?, "state"?}`, the endpoint as the
+    node listing showed it) its users, CHUNK_NODES nodes per activity. Each chunk writes its records `pending`
+    before any of its users is created and `active` once they exist, so the app always knows what it created,
+    and records appear as chunks finish. Returns the summary, the per-node failures and the problem nodes."""
     at = format_timestamp(context.current_utc_datetime)
-    node_ids = sorted({j["nodeId"] for j in jobs})
-    found = yield context.call_activity_with_retry(
-        "gather_ssh_endpoints", ACTIVITY_RETRY, {"poolId": pool_id, "nodeIds": node_ids}
-    )
+    jobs = sorted(jobs, key=lambda j: j["nodeId"])
+    chunks = [jobs[start : start + CHUNK_NODES] for start in range(0, len(jobs), CHUNK_NODES)]
+    summary = yield from grant_in_chunks(context, [
+        {"poolId": pool_id, "requestId": request_id, "users": users, "grantedAt": at, "order": n,
+         "nodes": [{k: j[k] for k in ("nodeId", "users", "ip", "port", "state") if j.get(k) is not None}
+                   for j in chunk]}
+        for n, chunk in enumerate(chunks)
+    ], tag)  # fmt: skip
+    missing = {p["nodeId"] for p in summary["noEndpoint"]}
     problems = [
-        {"nodeId": node_id, "state": "noendpoint", "reason": f"no SSH endpoint: {reason}"}
-        for node_id, reason in sorted(found["missing"].items())
+        {"nodeId": p["nodeId"], "state": "noendpoint", "reason": f"no SSH endpoint: {p['reason']}"}
+        for p in sorted(summary["noEndpoint"], key=lambda p: p["nodeId"])
     ]
-    jobs = [j for j in jobs if j["nodeId"] in found["endpoints"]]
-    shown = [public_user(u) for u in users]
-    prepared = yield context.call_activity_with_retry(
-        "prepare_connection_records",
-        ACTIVITY_RETRY,
-        {"poolId": pool_id, "requestId": request_id, "users": shown, "jobs": jobs,
-         "endpoints": found["endpoints"], "at": at},
-    )  # fmt: skip
-    by_name = {u["name"]: u for u in users}
-    grants = yield from fan_out(
-        context,
-        "create_node_users",
-        [
-            {"poolId": pool_id, "nodeId": j["nodeId"], "users": [by_name[n] for n in j["users"]],
-             "owned": prepared["owned"].get(j["nodeId"], {})}
-            for j in jobs
-        ],
-    )  # fmt: skip
-    wrote = yield context.call_activity_with_retry(
-        "write_connection_records",
-        ACTIVITY_RETRY,
-        {"poolId": pool_id, "requestId": request_id, "users": shown, "grants": grants,
-         "endpoints": found["endpoints"], "grantedAt": at},
-    )  # fmt: skip
-    return {
-        "grants": grants,
-        "problems": problems,
-        "written": wrote["written"],
-        "endpoints": found["endpoints"],
+    granted = {
+        "nodes": summary["nodes"],
+        "granted": summary["granted"],
+        "failures": grant_failures([j for j in jobs if j["nodeId"] not in missing], summary["failed"]),
     }
+    return {
+        "granted": granted,
+        "problems": problems,
+        "written": summary["written"],
+        "connections": summary["connections"],
+    }
+
+
+def no_grants() -> dict:
+    """What `grant_on_nodes` returns for no node: nothing granted, written or failed."""
+    return {"granted": {"nodes": 0, "granted": 0, "failures": []}, "problems": [], "written": 0,
+            "connections": []}  # fmt: skip
+
+
+def add_grants(total: dict, more: dict, sample: int = 100) -> dict:
+    """Two `grant_on_nodes` results (on different nodes) as one."""
+    granted = {
+        "nodes": total["granted"]["nodes"] + more["granted"]["nodes"],
+        "granted": total["granted"]["granted"] + more["granted"]["granted"],
+        "failures": sorted(
+            total["granted"]["failures"] + more["granted"]["failures"], key=lambda f: f["nodeId"]
+        ),
+    }
+    connections = sorted(total["connections"] + more["connections"], key=lambda d: (d["user"], d["nodeId"]))
+    return {"granted": granted, "problems": total["problems"] + more["problems"],
+            "written": total["written"] + more["written"], "connections": connections[:sample]}  # fmt: skip
 
 
 def grant_pool_access(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dict]:
@@ -103,6 +112,7 @@ def grant_pool_access(context: df.DurableOrchestrationContext) -> Generator[Any,
         "poll_pool", ACTIVITY_RETRY, {"poolId": pool_id, "includeUsable": True}
     )
     usable = snapshot["usable"] or []
+    endpoints = snapshot.get("endpoints") or {}
     # Nodes still on their way are no problem: reconcile grants them as they become usable.
     problems = [
         p for p in snapshot["problems"] if classify_node_state(p["state"]) is not NodeCategory.PENDING
@@ -111,11 +121,11 @@ def grant_pool_access(context: df.DurableOrchestrationContext) -> Generator[Any,
     context.set_custom_status(custom_status(phases.GRANTING_ACCESS, pool_id, counts))
     names = [u["name"] for u in users]
     granted = yield from grant_on_nodes(
-        context, pool_id, request_id, users, [{"nodeId": n, "users": names} for n in usable]
+        context, pool_id, request_id, users, node_jobs(usable, names, endpoints)
     )
     output = summarize_outcome(
         request=request,
-        grants=granted["grants"],
+        granted=granted["granted"],
         problems=problems + granted["problems"],
         records_written=granted["written"],
         status_url=options["statusUrl"],
@@ -130,15 +140,25 @@ def grant_pool_access(context: df.DurableOrchestrationContext) -> Generator[Any,
     )  # fmt: skip
     if output.get("error"):
         body["error"] = output["error"]
-    connections = connection_details(granted["grants"], granted["endpoints"])
-    yield context.call_activity_with_retry(
-        "publish_event", ACTIVITY_RETRY, with_connections(body, connections)
-    )
+    connections = with_connections(body, granted["connections"], granted["granted"]["granted"])
+    yield context.call_activity_with_retry("publish_event", ACTIVITY_RETRY, connections)
     yield context.call_activity_with_retry(
         "set_managed_pool_state", ACTIVITY_RETRY, {"poolId": pool_id, "busyUntil": at}
     )
     context.set_custom_status(custom_status(output["outcome"], pool_id, output["progress"]))
     return output
+
+
+def node_jobs(usable: list, names: list, endpoints: dict) -> list[dict]:
+    """A grant job per usable node with the endpoint the listing showed (`[ip, port, state]`), if any."""
+    jobs = []
+    for node_id in usable:
+        job: dict[str, Any] = {"nodeId": node_id, "users": names}
+        found = endpoints.get(node_id)
+        if found:
+            job.update(ip=found[0], port=found[1], state=found[2])
+        jobs.append(job)
+    return jobs
 
 
 def _pool_error(checked: dict) -> dict:

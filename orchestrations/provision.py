@@ -1,5 +1,5 @@
-"""`provision_pool`: image -> pool (now managed) -> idle nodes -> users on every node with their connection
-records -> `pool-ready` / `pool-failed` event with the connection details."""
+"""`provision_pool`: image -> pool (now managed) -> users on every node, with their connection records, as the
+nodes become idle -> `pool-ready` / `pool-failed` event with the connection details."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from typing import Any
 import azure.durable_functions as df
 
 from orchestrations.fan_out import ACTIVITY_RETRY
-from orchestrations.granting import grant_on_nodes
+from orchestrations.granting import add_grants, grant_on_nodes, no_grants, node_jobs
 from provisioning import progress as phases
 from provisioning.durations import format_timestamp
-from provisioning.events import connection_details, with_connections
+from provisioning.events import with_connections
 from provisioning.nodes import next_poll_interval, wait_decision
 from provisioning.progress import custom_status, summarize_outcome
 
@@ -44,32 +44,59 @@ class Run:
         self.context.set_custom_status(custom_status(name, self.request["poolId"], dict(self.counts)))
 
 
-def wait_for_idle_nodes(
+def wait_and_grant(
     context: df.DurableOrchestrationContext, run: Run, options: dict
-) -> Generator[Any, Any, tuple[list, list, dict | None]]:
-    """Poll with durable timers and backoff: until the nodes settle, the deadline passes or it fails.
-    Returns the usable nodes, the problem nodes and the allocation error when fewer nodes came."""
+) -> Generator[Any, Any, tuple[list, list, dict | None, dict]]:
+    """Poll with durable timers and backoff until the nodes settle, the deadline passes or it fails, granting
+    the users on nodes as they become ready: each poll lists only the nodes that became ready since the one
+    before (with their SSH endpoints), and those are granted at once, before polling on. Once nodes start to
+    become ready the rest follow soon, so polling stays at the first interval from then on. Returns the usable
+    nodes, the problem nodes, the allocation error when fewer nodes came, and what the grants did."""
+    request, users = run.request, run.request["users"]
+    names = [u["name"] for u in users]
     deadline = context.current_utc_datetime + timedelta(seconds=options["deadlineSeconds"])
-    interval = None
+    interval, since, done, batches, result = None, None, set(), 0, no_grants()
     while True:
         deadline_passed = context.current_utc_datetime >= deadline
         snapshot = yield context.call_activity_with_retry(
-            "poll_pool", ACTIVITY_RETRY, {"poolId": run.request["poolId"], "includeUsable": deadline_passed}
-        )
+            "poll_pool", ACTIVITY_RETRY,
+            {"poolId": request["poolId"], "includeUsable": deadline_passed, "readySince": since},
+        )  # fmt: skip
         counts = snapshot["counts"]
+        since = snapshot.get("readyUntil") or since
         run.phase(
             phases.WAITING_FOR_NODES,
             nodesIdle=counts["ready"],
             nodesFailed=counts["failed"] + counts["unavailable"],
         )
         decision = wait_decision(snapshot, deadline_passed=deadline_passed)
-        if decision["action"] == "proceed":
-            return decision["usable"], snapshot["problems"], decision.get("allocationError")
         if decision["action"] == "fail":
             raise ProvisioningFailed(
                 {"code": decision["code"], "message": decision["message"]}, snapshot["problems"]
             )
-        interval = next_poll_interval(interval, options["pollFirstSeconds"], options["pollMaxSeconds"])
+        listed = snapshot["usable"] if snapshot["usable"] is not None else sorted(snapshot.get("ready") or {})
+        ready = [n for n in listed if n not in done]
+        if ready:
+            endpoints = snapshot.get("endpoints") or snapshot.get("ready") or {}
+            if decision["action"] == "proceed":
+                failed = len(snapshot["problems"])
+                run.phase(phases.GRANTING_ACCESS, nodesIdle=len(listed), nodesFailed=failed)
+            granted = yield from grant_on_nodes(
+                context, request["poolId"], request["requestId"], users, node_jobs(ready, names, endpoints),
+                f"{batches}." if batches else "",
+            )  # fmt: skip
+            result = add_grants(result, granted)
+            done.update(ready)
+            batches += 1
+        if decision["action"] == "proceed":
+            return decision["usable"], snapshot["problems"], decision.get("allocationError"), result
+        if ready:
+            run.phase(phases.WAITING_FOR_NODES, usersGranted=result["granted"]["granted"])
+            continue  # granting took a while: more nodes may be ready by now
+        if counts["ready"]:
+            interval = options["pollFirstSeconds"]
+        else:
+            interval = next_poll_interval(interval, options["pollFirstSeconds"], options["pollMaxSeconds"])
         yield context.create_timer(min(context.current_utc_datetime + timedelta(seconds=interval), deadline))
 
 
@@ -97,8 +124,8 @@ def provision_pool(context: df.DurableOrchestrationContext) -> Generator[Any, An
     request, options = started["request"], started["options"]
     pool_id, users = request["poolId"], request["users"]
     run = Run(context, request)
-    image, grants, problems, error, written, pool_is_ours = None, [], [], None, 0, False
-    allocation_error, endpoints = None, {}
+    image, problems, error, written, pool_is_ours = None, [], None, 0, False
+    allocation_error, granted, connections = None, {}, []
     try:
         run.phase(phases.SELECTING_IMAGE)
         chosen = yield context.call_activity_with_retry(
@@ -124,19 +151,10 @@ def provision_pool(context: df.DurableOrchestrationContext) -> Generator[Any, An
                  seconds=options["deadlineSeconds"] + BUSY_MARGIN_SECONDS))},
         )  # fmt: skip
 
-        usable, problems, allocation_error = yield from wait_for_idle_nodes(context, run, options)
-
-        run.phase(phases.GRANTING_ACCESS, nodesIdle=len(usable), nodesFailed=len(problems))
-        names = [u["name"] for u in users]
-        granted = yield from grant_on_nodes(
-            context, pool_id, request["requestId"], users, [{"nodeId": n, "users": names} for n in usable]
-        )
-        grants, endpoints, written = granted["grants"], granted["endpoints"], granted["written"]
-        problems = problems + granted["problems"]
-        run.phase(
-            phases.RECORDING_CONNECTIONS,
-            usersGranted=sum(1 for g in grants for r in (g.get("users") or {}).values() if r.get("ok")),
-        )
+        usable, problems, allocation_error, result = yield from wait_and_grant(context, run, options)
+        granted, written, connections = result["granted"], result["written"], result["connections"]
+        problems = problems + result["problems"]
+        run.phase(phases.RECORDING_CONNECTIONS, usersGranted=granted["granted"])
     except ProvisioningFailed as failure:
         error, problems = failure.error, failure.problems or problems
     except Exception as exc:  # noqa: BLE001 - an activity failed after its retries: report it, do not lose the event
@@ -147,7 +165,7 @@ def provision_pool(context: df.DurableOrchestrationContext) -> Generator[Any, An
 
     output = summarize_outcome(
         request=request,
-        grants=grants,
+        granted=granted,
         problems=problems,
         records_written=written,
         image=image,
@@ -161,8 +179,9 @@ def provision_pool(context: df.DurableOrchestrationContext) -> Generator[Any, An
 
     run.phase(phases.PUBLISHING, **{k: v for k, v in output["progress"].items() if k in run.counts})
     at = format_timestamp(context.current_utc_datetime)
-    connections = connection_details(grants, endpoints)
-    body = with_connections(pool_event(output, context.instance_id, at), connections)
+    body = with_connections(
+        pool_event(output, context.instance_id, at), connections, output["progress"]["usersGranted"]
+    )
     yield context.call_activity_with_retry("publish_event", ACTIVITY_RETRY, body)
     if pool_is_ours:  # done with the pool: reconcile may look after it from now on
         yield context.call_activity_with_retry(

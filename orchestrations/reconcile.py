@@ -89,7 +89,8 @@ def _bring_up_to_date(context: df.DurableOrchestrationContext, job: dict) -> Gen
         changes["nodesRefreshed"] = refreshed["changed"]
     if plan["jobs"]:
         request_id = f"reconcile-{now}"
-        granted = yield from grant_on_nodes(context, pool_id, request_id, grants["users"], plan["jobs"])
+        jobs = [{**job, **_endpoint(survey["nodes"].get(job["nodeId"]) or {})} for job in plan["jobs"]]
+        granted = yield from grant_on_nodes(context, pool_id, request_id, grants["users"], jobs)
         changes["usersGranted"] = granted["written"]
         changes["nodesGranted"] = sorted(j["nodeId"] for j in plan["jobs"])
     if plan["nodeCounts"] != job.get("nodeCounts"):
@@ -98,6 +99,13 @@ def _bring_up_to_date(context: df.DurableOrchestrationContext, job: dict) -> Gen
         )
     changes["changed"] = bool(changes["recordsGone"] or changes["nodesRefreshed"] or changes["usersGranted"])
     return changes
+
+
+def _endpoint(node: dict) -> dict:
+    """The node's SSH endpoint as the survey's listing showed it (the grant then asks Batch for no other)."""
+    if not node.get("ip"):
+        return {}
+    return {"ip": node["ip"], "port": node["port"], "state": node["state"]}
 
 
 bp.orchestration_trigger(context_name="context")(reconcile_access)

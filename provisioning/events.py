@@ -8,19 +8,6 @@ from typing import Any
 MAX_CONNECTIONS_IN_EVENT = 100  # a queue message holds 64 KB; the rest is at the status URL
 
 
-def connection_details(grants: list[dict], endpoints: dict[str, dict]) -> list[dict[str, Any]]:
-    """`{nodeId, user, ip, port}` of every granted (node, user), in a stable order."""
-    details = []
-    for grant in grants:
-        endpoint = endpoints.get(grant["nodeId"]) or {}
-        for name, outcome in sorted((grant.get("users") or {}).items()):
-            if outcome.get("ok") and endpoint.get("ip"):
-                details.append(
-                    {"nodeId": grant["nodeId"], "user": name, "ip": endpoint["ip"], "port": endpoint["port"]}
-                )
-    return sorted(details, key=lambda d: (d["user"], d["nodeId"]))
-
-
 def event(kind: str, instance_id: str, at: str, pool_id: str, **fields: Any) -> dict[str, Any]:
     """An event envelope: type, eventId (unique per instance and kind), poolId, occurredAt, then `fields`."""
     return {
@@ -33,9 +20,13 @@ def event(kind: str, instance_id: str, at: str, pool_id: str, **fields: Any) -> 
     }
 
 
-def with_connections(body: dict[str, Any], connections: list[dict[str, Any]]) -> dict[str, Any]:
-    """Add the connection details, at most MAX_CONNECTIONS_IN_EVENT (`connectionsTruncated` says so)."""
+def with_connections(
+    body: dict[str, Any], connections: list[dict[str, Any]], total: int | None = None
+) -> dict[str, Any]:
+    """Add the connection details `{nodeId, user, ip, port}` (sorted by user and node), at most
+    MAX_CONNECTIONS_IN_EVENT of the `total` granted (`connectionsTruncated` says when there are more)."""
+    total = len(connections) if total is None else total
     body["connections"] = connections[:MAX_CONNECTIONS_IN_EVENT]
-    body["connectionsTotal"] = len(connections)
-    body["connectionsTruncated"] = len(connections) > MAX_CONNECTIONS_IN_EVENT
+    body["connectionsTotal"] = total
+    body["connectionsTruncated"] = total > len(body["connections"])
     return body

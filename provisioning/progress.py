@@ -44,26 +44,12 @@ def custom_status(
     return status
 
 
-def node_outcomes(grants: list[dict[str, Any]], problems: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per node: granted (all users), partial (some), failed (none) or unusable (never became ready)."""
-    outcomes = []
-    for grant in grants:
-        results = grant.get("users") or {}
-        ok = sorted(name for name, r in results.items() if r.get("ok"))
-        errors = {
-            name: r["error"] for name, r in sorted(results.items()) if not r.get("ok") and r.get("error")
-        }
-        if grant.get("error"):
-            errors["*"] = grant["error"]
-        kind = (
-            "granted"
-            if results and len(ok) == len(results) and not grant.get("error")
-            else ("partial" if ok else "failed")
-        )
-        entry: dict[str, Any] = {"nodeId": grant["nodeId"], "outcome": kind, "usersGranted": ok}
-        if errors:
-            entry["errors"] = errors
-        outcomes.append(entry)
+def node_outcomes(
+    failures: list[dict[str, Any]], problems: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The nodes that need attention: partial (some users) or failed (none) grants, and unusable nodes (never
+    became ready). Nodes that got every user are counted, not listed."""
+    outcomes = list(failures)
     for problem in problems:
         outcomes.append(
             {
@@ -76,10 +62,25 @@ def node_outcomes(grants: list[dict[str, Any]], problems: list[dict[str, Any]]) 
     return sorted(outcomes, key=lambda o: o["nodeId"] or "")
 
 
+def grant_failures(jobs: list[dict[str, Any]], failed: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per node with a failed (node, user): `partial` (some of its users granted) or `failed` (none), with the
+    users granted and each failed user's error. `jobs` are `{"nodeId", "users": [names]}`."""
+    users_of = {j["nodeId"]: j["users"] for j in jobs}
+    errors: dict[str, dict[str, Any]] = {}
+    for item in failed:
+        errors.setdefault(item["nodeId"], {})[item["user"]] = item["error"]
+    outcomes = []
+    for node_id, by_user in sorted(errors.items()):
+        ok = sorted(set(users_of.get(node_id, ())) - set(by_user))
+        outcomes.append({"nodeId": node_id, "outcome": "partial" if ok else "failed", "usersGranted": ok,
+                         "errors": dict(sorted(by_user.items()))})  # fmt: skip
+    return outcomes
+
+
 def summarize_outcome(
     *,
     request: dict[str, Any],
-    grants: list[dict[str, Any]],
+    granted: dict[str, Any],
     problems: list[dict[str, Any]],
     records_written: int = 0,
     image: dict[str, Any] | None = None,
@@ -91,30 +92,33 @@ def summarize_outcome(
 ) -> dict[str, Any]:
     """The orchestration output: completed when at least the requested nodes granted every user, partial when
     some (node, user) got access (or the pool got fewer nodes than asked: `error` names why), failed when none
-    did or the run stopped with an error. `target` defaults to the request's node count."""
+    did or the run stopped with an error. `granted` is `{"nodes": nodes granted on, "granted": (node, user)
+    pairs granted, "failures": grant_failures(...)}`; `target` defaults to the request's node count."""
     if target is None:
         target = request["nodes"]["dedicated"] + request["nodes"]["spot"]
-    nodes = node_outcomes(grants, problems)
-    granted = sum(len(n.get("usersGranted", [])) for n in nodes)
-    full = sum(1 for n in nodes if n["outcome"] == "granted")
-    if error or (granted == 0 and target > 0):
+    failures = granted.get("failures") or []
+    nodes = node_outcomes(failures, problems)
+    attempted = granted.get("nodes", 0)
+    users_granted = granted.get("granted", 0)
+    full = attempted - len(failures)
+    if error or (users_granted == 0 and target > 0):
         outcome = FAILED
         if not error:
             error = allocation_error or {
                 "code": "NoAccessGranted",
                 "message": "no user could be added to any node",
             }
-    elif full >= target and full == len(grants) and not problems and not allocation_error:
+    elif full >= target and not failures and not problems and not allocation_error:
         outcome = COMPLETED
     else:
         outcome = PARTIAL
         error = allocation_error
     counts = progress(
         target=target,
-        ready=len(grants),
+        ready=attempted,
         failed=len(problems),
         users_total=target * len(request["users"]),
-        users_granted=granted,
+        users_granted=users_granted,
     )
     counts["records"] = records_written
     return {

@@ -27,6 +27,7 @@ DEFAULTS: dict[str, str] = {
     "RECONCILE_SCHEDULE": "0 */5 * * * *",
     "DEFAULT_SSH_SOURCE_PREFIXES": "",
     "MAX_POOL_LIFETIME": "P30D",
+    "BATCH_CONCURRENCY": "32",
 }
 
 STORAGE = "AzureWebJobsStorage"
@@ -79,6 +80,7 @@ class Settings:
     reconcile_schedule: str = "0 */5 * * * *"
     default_ssh_source_prefixes: tuple[str, ...] = ()
     max_pool_lifetime: timedelta = timedelta(days=30)
+    batch_concurrency: int = 32  # Batch calls in flight per worker process when granting users
 
     @property
     def passwords_enabled(self) -> bool:
@@ -274,4 +276,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         reconcile_schedule=_get(env, "RECONCILE_SCHEDULE"),
         default_ssh_source_prefixes=_prefixes(env),
         max_pool_lifetime=_duration(env, "MAX_POOL_LIFETIME"),
+        batch_concurrency=_int(env, "BATCH_CONCURRENCY", 1),
     )

@@ -11,7 +11,7 @@ from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
-from azure.data.tables import TableClient, UpdateMode
+from azure.data.tables import TableClient, TableTransactionError, UpdateMode
 
 from provisioning.clients import queue_client, table_client
 from provisioning.records import ACTIVE, LIVE_STATES, PENDING, SshConnectionRecord, partition_key
@@ -62,32 +62,75 @@ class ConnectionRecords:
                 )
         return len(records)
 
+    def activate(self, records: list[SshConnectionRecord], written_pending: set[str]) -> int:
+        """Make records `active`: those whose `pending` record this grant has just written (`written_pending`,
+        identical but for the state) by merging the state alone, the others by writing them whole."""
+        by_partition: dict[str, list[SshConnectionRecord]] = defaultdict(list)
+        for record in records:
+            by_partition[record.partition_key].append(record)
+        for items in by_partition.values():
+            for batch in chunks(items):
+                operations = [
+                    ("update", {"PartitionKey": r.partition_key, "RowKey": r.row_key, "State": r.state},
+                     {"mode": UpdateMode.MERGE})
+                    if r.row_key in written_pending
+                    else ("upsert", r.to_entity(), {"mode": UpdateMode.REPLACE})
+                    for r in batch
+                ]  # fmt: skip
+                try:
+                    self._table.submit_transaction(operations)
+                except TableTransactionError:  # a pending record vanished meanwhile: write them whole
+                    self.upsert(batch)
+        return len(records)
+
     def prepare(self, records: list[SshConnectionRecord]) -> list[str]:
         """Write `pending` records for the (node, user) pairs about to be created, before they are created.
 
         Pairs that already have a live (pending or active) record keep it: the app created (or was creating)
         that user, so it may replace it. Returns the RowKeys of those pairs."""
-        if not records:
-            return []
-        existing = self._states(records[0].pool_id)
-        owned = sorted(r.row_key for r in records if existing.get(r.row_key) in LIVE_STATES)
-        self.upsert([r for r in records if existing.get(r.row_key) not in LIVE_STATES])
-        return owned
+        owned: list[str] = []
+        for batch in chunks(records):
+            try:  # the usual case, nodes the app has no record of: one insert-only transaction, no read
+                self._table.submit_transaction([("create", r.to_entity()) for r in batch])
+                continue
+            except TableTransactionError:  # some exist (an earlier grant, or this one again): none written
+                pass
+            existing = self._states(batch[0].pool_id, [r.row_key for r in batch])
+            owned += [r.row_key for r in batch if existing.get(r.row_key) in LIVE_STATES]
+            self.upsert([r for r in batch if existing.get(r.row_key) not in LIVE_STATES])
+        return sorted(owned)
 
     def drop_pending(self, pool_id: str, row_keys: list[str]) -> int:
         """Delete `pending` records whose user turned out not to be the app's to create."""
         pk, wanted = partition_key(pool_id), set(row_keys)
         if not wanted:
             return 0
-        doomed = [rk for rk, state in self._states(pool_id).items() if rk in wanted and state == PENDING]
+        states = self._states(pool_id, sorted(wanted))
+        doomed = [rk for rk, state in states.items() if rk in wanted and state == PENDING]
         for batch in chunks(doomed):
             self._table.submit_transaction([("delete", {"PartitionKey": pk, "RowKey": rk}) for rk in batch])
         return len(doomed)
 
-    def _states(self, pool_id: str) -> dict[str, str]:
+    def admin_flags(self, pool_id: str, row_keys: list[str]) -> dict[str, bool]:
+        """RowKey -> IsAdmin of the given records (read over the RowKey range that spans them)."""
+        if not row_keys:
+            return {}
+        wanted = set(row_keys)
         entities = self._table.query_entities(
-            "PartitionKey eq @pk", parameters={"pk": partition_key(pool_id)}, select=["RowKey", "State"]
+            "PartitionKey eq @pk and RowKey ge @low and RowKey le @high",
+            parameters={"pk": partition_key(pool_id), "low": min(row_keys), "high": max(row_keys)},
+            select=["RowKey", "IsAdmin"],
         )
+        return {e["RowKey"]: bool(e.get("IsAdmin")) for e in entities if e["RowKey"] in wanted}
+
+    def _states(self, pool_id: str, row_keys: list[str] | None = None) -> dict[str, str]:
+        """RowKey -> State of the pool's records; with `row_keys`, only the RowKey range that spans them (a
+        chunk of nodes reads its own records, not the whole pool's)."""
+        query, parameters = "PartitionKey eq @pk", {"pk": partition_key(pool_id)}
+        if row_keys:
+            query += " and RowKey ge @low and RowKey le @high"
+            parameters.update(low=min(row_keys), high=max(row_keys))
+        entities = self._table.query_entities(query, parameters=parameters, select=["RowKey", "State"])
         return {e["RowKey"]: e.get("State", ACTIVE) for e in entities}
 
     def for_pool(self, pool_id: str) -> list[SshConnectionRecord]:

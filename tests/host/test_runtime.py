@@ -38,7 +38,7 @@ def test_the_product_app_is_accepted_whole_by_azures_python_runtime() -> None:
     count = int(re.fullmatch(r"azure-functions-runtime accepted (\d+) functions:", header).group(1))
     names = {line.strip().split(":")[0] for line in listed}
     assert count == len(listed) == len(names)
-    assert {"provision_pool", "create_pool", "create_node_users", "start_pool"} <= names
+    assert {"provision_pool", "create_pool", "grant_node_users", "start_pool"} <= names
     assert not result.stderr.strip()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from datetime import UTC, datetime
 
@@ -16,12 +17,15 @@ from activities.batch_pools import (
     select_pool_image,
     survey_pool,
 )
-from activities.node_users import create_node_users, delete_node_users
+from activities.node_users import delete_node_users, grant_node_users
 from devstack.process import wait_until
 from devstack.ssh_client import run_with_password
+from provisioning.clients import close_async_batch_clients
+from provisioning.durations import format_timestamp
 from provisioning.nodes import wait_decision
 from provisioning.passwords import PasswordCipher
 from provisioning.request import validate_request
+from provisioning.storage import ConnectionRecords
 
 from .conftest import ssh_run, unique_pool, wait_for_settled
 
@@ -165,33 +169,74 @@ def test_a_quota_resize_error_fails_fast_with_the_code(app_env, ssh_key, image, 
     assert decision["action"] == "fail" and decision["code"] == "AccountCoreQuotaReached"
 
 
-def test_create_node_users_twice_then_ssh_works(app_env, ssh_key, image, batch_emulator):
+def grant(request, node_ids, *, listing=None, **extra) -> dict:
+    """Run the chunk activity as the host does (on an event loop) for these nodes and every user."""
+    names = [u["name"] for u in request["users"]]
+    nodes = [{"nodeId": n, "users": names, **((listing or {}).get(n) or {})} for n in node_ids]
+    payload = {"poolId": request["poolId"], "requestId": request["requestId"], "users": request["users"],
+               "grantedAt": format_timestamp(datetime.now(UTC)), "nodes": nodes, **extra}  # fmt: skip
+    return run_on_a_loop(payload)
+
+
+def run_on_a_loop(payload: dict) -> dict:
+    async def run() -> dict:
+        try:
+            return await grant_node_users(payload)
+        finally:
+            await close_async_batch_clients()
+
+    return asyncio.run(run())
+
+
+def records_of(settings, pool_id) -> dict:
+    return {r.row_key: r for r in ConnectionRecords(settings).for_pool(pool_id)}
+
+
+def test_grant_twice_then_ssh_works_with_one_active_record(app_env, ssh_key, image, batch_emulator):
     request, snapshot = ready_pool(app_env, ssh_key, image)
     node_id = snapshot["usable"][0]
-    payload = {"poolId": request["poolId"], "nodeId": node_id, "users": request["users"]}
-    assert create_node_users(payload)["users"]["alice"] == {"ok": True, "action": "created"}
-    owned = {**payload, "owned": {"alice": True}}  # the app's records say it created alice there
-    assert create_node_users(owned)["users"]["alice"] == {"ok": True, "action": "replaced"}
-    retried = {**payload, "attempt": 2}  # a transient error struck after Batch created the user
-    assert create_node_users(retried)["users"]["alice"] == {"ok": True, "action": "replaced"}
-    found = gather_ssh_endpoints({"poolId": request["poolId"], "nodeIds": [node_id]})
-    assert found == gather_ssh_endpoints({"poolId": request["poolId"], "nodeIds": [node_id]})
-    endpoint = found["endpoints"][node_id]
+    first = grant(request, [node_id])
+    assert (first["granted"], first["actions"], first["failed"]) == (1, {"created": 1}, [])
+    again = grant(request, [node_id])  # run twice: the app's own record says the user is the app's
+    assert (again["granted"], again["actions"]) == (1, {"replaced": 1})
+    retried = grant(request, [node_id], attempt=2)  # a transient error struck after Batch created the user
+    assert retried["actions"] == {"replaced": 1}
+    (record,) = records_of(app_env, request["poolId"]).values()
     login = batch_emulator.client().get_node_remote_login_settings(request["poolId"], node_id)
-    assert (endpoint["ip"], endpoint["port"]) == (login.remote_login_ip_address, login.remote_login_port)
-    result = ssh_run(ssh_key, "alice", endpoint["ip"], endpoint["port"])
+    assert (record.state, record.ip, record.port) == ("active", login.remote_login_ip_address,
+                                                      login.remote_login_port)  # fmt: skip
+    connection = {"nodeId": node_id, "user": "alice", "ip": record.ip, "port": record.port}
+    assert first["connections"] == [connection]
+    result = ssh_run(ssh_key, "alice", record.ip, record.port)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == node_id
+
+
+def test_grant_takes_endpoints_from_the_listing_and_asks_batch_only_for_the_users(
+    app_env, ssh_key, image, emulator_faults_cleared
+):
+    request, snapshot = ready_pool(app_env, ssh_key, image, nodes=3)
+    endpoints = snapshot["endpoints"]
+    listed = {n: {"ip": ip, "port": port, "state": state} for n, (ip, port, state) in endpoints.items()}
+    emulator_faults_cleared.reset_counters()
+    result = grant(request, snapshot["usable"], listing=listed)
+    assert result["granted"] == 3 and result["written"] == 3
+    calls = emulator_faults_cleared.counters()["calls"]
+    assert calls == {"create_node_user": 3}  # no listing, no remote-login call: one Batch call per user
+    records = records_of(app_env, request["poolId"])
+    assert {(r.node_id, r.ip, r.port) for r in records.values()} == {
+        (n, e["ip"], e["port"]) for n, e in listed.items()
+    }
 
 
 def test_a_password_reaches_batch_decrypted(app_env, ssh_key, image, batch_emulator):
     request, snapshot = ready_pool(app_env, ssh_key, image, nodes=1, password="a long enough secret")
     assert "a long enough secret" not in str(request)
     node_id = snapshot["usable"][0]
-    result = create_node_users({"poolId": request["poolId"], "nodeId": node_id, "users": request["users"]})
-    assert result["users"]["alice"]["ok"]
+    result = grant(request, [node_id])
+    assert result["granted"] == 1
     nodes = batch_emulator.pool_nodes(request["poolId"])
-    assert "a long enough secret" not in str(nodes)
+    assert "a long enough secret" not in str(nodes) and "a long enough secret" not in str(result)
     endpoint = gather_ssh_endpoints({"poolId": request["poolId"], "nodeIds": [node_id]})["endpoints"][node_id]
     assert (
         run_with_password(endpoint["ip"], endpoint["port"], "alice", "a long enough secret").strip()
@@ -211,41 +256,51 @@ def test_a_user_the_app_did_not_create_is_never_replaced(app_env, ssh_key, image
         request["poolId"], node_id,
         models.BatchNodeUserCreateOptions(name="alice", is_admin=False, ssh_public_key=theirs.public),
     )  # fmt: skip
-    result = create_node_users({"poolId": request["poolId"], "nodeId": node_id, "users": request["users"]})
-    assert result["users"]["alice"]["ok"] is False
-    assert result["users"]["alice"]["error"]["code"] == "UserNotCreatedByApp"
+    result = grant(request, [node_id])
+    assert result["granted"] == 0
+    assert [(f["nodeId"], f["user"], f["error"]["code"]) for f in result["failed"]] == [
+        (node_id, "alice", "UserNotCreatedByApp")
+    ]
+    assert records_of(app_env, request["poolId"]) == {}  # its pending record is dropped: not the app's
     endpoint = gather_ssh_endpoints({"poolId": request["poolId"], "nodeIds": [node_id]})["endpoints"][node_id]
     assert ssh_run(theirs, "alice", endpoint["ip"], endpoint["port"]).returncode == 0  # still theirs
     assert ssh_run(ssh_key, "alice", endpoint["ip"], endpoint["port"]).returncode != 0
+    assert grant(request, [node_id])["failed"][0]["error"]["code"] == "UserNotCreatedByApp"  # and stays so
 
 
 def test_throttling_is_reported_as_transient_with_a_retry_not_as_a_failure(
     app_env, ssh_key, image, emulator_faults_cleared
 ):
-    request, snapshot = ready_pool(app_env, ssh_key, image, nodes=1)
-    node_id = snapshot["usable"][0]
+    request, snapshot = ready_pool(app_env, ssh_key, image, nodes=2)
+    first, second = snapshot["usable"]
     emulator_faults_cleared.inject_fault("create_node_user", status=429, retry_after=0)
-    payload = {"poolId": request["poolId"], "nodeId": node_id, "users": request["users"]}
-    result = create_node_users(payload)
-    assert result["users"]["alice"]["transient"] is True and result["users"]["alice"]["ok"] is False
-    assert result["retry"]["attempt"] == 2 and [u["name"] for u in result["retry"]["users"]] == ["alice"]
+    result = grant(request, [first, second])
+    assert result["granted"] == 0 and result["failed"] == []
+    assert {t["nodeId"] for t in result["transient"]} == {first, second}
+    assert result["retry"]["attempt"] == 2
+    assert [n["users"] for n in result["retry"]["nodes"]] == [["alice"]] * 2
+    states = {r.state for r in records_of(app_env, request["poolId"]).values()}
+    assert states == {"pending"}  # the app knows it may have created them
     emulator_faults_cleared.clear_faults()
-    assert create_node_users(result["retry"])["users"]["alice"]["ok"] is True
+    assert run_on_a_loop(result["retry"])["granted"] == 2
+    assert {r.state for r in records_of(app_env, request["poolId"]).values()} == {"active"}
 
 
-def test_create_node_users_captures_errors_per_node(app_env, ssh_key, image):
+def test_grant_captures_errors_per_node_and_user(app_env, ssh_key, image):
     request, snapshot = ready_pool(app_env, ssh_key, image, nodes=1)
-    result = create_node_users(
-        {"poolId": request["poolId"], "nodeId": "no-such-node", "users": request["users"]}
-    )
-    assert result["users"]["alice"]["ok"] is False
-    assert result["users"]["alice"]["error"]["code"] == "NodeNotFound"
+    good = snapshot["usable"][0]
+    listed = {"no-such-node": {"ip": "127.0.0.9", "port": 40999, "state": "idle"}}
+    result = grant(request, [good, "no-such-node"], listing=listed)
+    assert result["granted"] == 1
+    assert [(f["nodeId"], f["error"]["code"]) for f in result["failed"]] == [("no-such-node", "NodeNotFound")]
+    unlisted = grant(request, ["gone-node"])  # no endpoint in the listing and none from Batch
+    assert unlisted["noEndpoint"][0]["nodeId"] == "gone-node" and unlisted["pairs"] == 0
 
 
 def test_delete_node_users_twice_then_login_is_refused(app_env, ssh_key, image):
     request, snapshot = ready_pool(app_env, ssh_key, image, nodes=1)
     node_id = snapshot["usable"][0]
-    create_node_users({"poolId": request["poolId"], "nodeId": node_id, "users": request["users"]})
+    grant(request, [node_id])
     endpoint = gather_ssh_endpoints({"poolId": request["poolId"], "nodeIds": [node_id]})["endpoints"][node_id]
     assert ssh_run(ssh_key, "alice", endpoint["ip"], endpoint["port"]).returncode == 0
     payload = {"poolId": request["poolId"], "nodeId": node_id, "users": ["alice"]}

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from orchestrations.fan_out import run_activity_batch
+from orchestrations.fan_out import grant_node_chunks, run_activity_batch
 
-SUB_ORCHESTRATORS = {"run_activity_batch": run_activity_batch}
+SUB_ORCHESTRATORS = {"run_activity_batch": run_activity_batch, "grant_node_chunks": grant_node_chunks}
 
 
 @dataclass
@@ -64,6 +64,36 @@ class Recorder:
 
 
 Responder = Callable[[str, Any], Any]  # (activity name, input) -> result, or raise ActivityError
+
+
+def grant_chunk(data: dict, *, failing=(), transient=(), raising=(), error=None) -> dict:
+    """What `grant_node_users` answers for a chunk: every (node, user) granted but on `failing` nodes
+    (a permanent error) and, on a first attempt, `transient` nodes; a chunk with a `raising` node raises."""
+    if any(n["nodeId"] in raising for n in data["nodes"]):
+        raise ActivityError("connection reset by peer")
+    error = error or {"code": "OperationInvalidForCurrentState", "message": "node not ready"}
+    busy = {"code": "ServerBusy", "message": "try later"}
+    first = data.get("attempt", 1) < 2
+    result = {"nodes": len(data["nodes"]), "pairs": 0, "granted": 0, "written": 0, "actions": {},
+              "failed": [], "transient": [], "noEndpoint": [], "connections": []}  # fmt: skip
+    again = []
+    for node in data["nodes"]:
+        for name in node["users"]:
+            result["pairs"] += 1
+            pair = {"nodeId": node["nodeId"], "user": name}
+            if node["nodeId"] in failing:
+                result["failed"].append({**pair, "error": error})
+            elif node["nodeId"] in transient and first:
+                result["transient"].append({**pair, "error": busy})
+                again.append(node)
+            else:
+                result["granted"] += 1
+                result["written"] += 1
+                result["connections"].append({**pair, "ip": node.get("ip"), "port": node.get("port")})
+    result["connections"].sort(key=lambda d: (d["user"], d["nodeId"]))
+    if again:
+        result["retry"] = {**data, "nodes": list({n["nodeId"]: n for n in again}.values()), "attempt": 2}
+    return result
 
 
 def run_orchestrator(

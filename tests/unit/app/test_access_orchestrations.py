@@ -8,7 +8,7 @@ from orchestrations.reconcile import reconcile_pool
 from provisioning.reconcile import plan_pool
 
 from .conftest import NOW
-from .orchestration_driver import run_orchestrator
+from .orchestration_driver import grant_chunk, run_orchestrator
 
 ALICE = {
     "name": "alice",
@@ -41,20 +41,9 @@ class Responder:
                 "usable": self.nodes,
                 "problems": [],
                 "counts": {"ready": len(self.nodes), "pending": 1, "failed": 0, "unavailable": 0},
+                "endpoints": {n: ["127.30.0.1", 40000 + i, "idle"] for i, n in enumerate(self.nodes)},
             },
-            "gather_ssh_endpoints": lambda: {
-                "endpoints": {
-                    n: {"ip": "127.30.0.1", "port": 40000 + i, "state": "idle"}
-                    for i, n in enumerate(data["nodeIds"])
-                },
-                "missing": {},
-            },  # fmt: skip
-            "prepare_connection_records": lambda: {"pending": 1, "owned": {}},
-            "create_node_users": lambda: {
-                "nodeId": data["nodeId"],
-                "users": {u["name"]: {"ok": True, "action": "created"} for u in data["users"]},
-            },
-            "write_connection_records": lambda: {"written": len(data["grants"])},
+            "grant_node_users": lambda: grant_chunk(data),
             "publish_event": lambda: {"published": True},
             "pool_access_state": lambda: {"records": self.records},
             "active_grants": lambda: {"users": self.grants},
@@ -80,8 +69,7 @@ def test_a_grant_on_a_pool_that_does_not_exist_changes_nothing_and_says_404():
 def test_a_grant_manages_the_pool_then_grants_every_usable_node_and_announces_it():
     output, log = run_orchestrator(grant_pool_access, grant_input(), Responder(), now=NOW)
     names = [c.name for c in log.calls if c.kind == "activity"]
-    assert names[:4] == ["inspect_pool", "register_managed_pool", "poll_pool", "gather_ssh_endpoints"]
-    assert names.index("prepare_connection_records") < names.index("create_node_users")
+    assert names[:4] == ["inspect_pool", "register_managed_pool", "poll_pool", "grant_node_users"]
     assert output["outcome"] == "completed" and output["progress"]["usersGranted"] == 2
     assert output["nodesPending"] == 1
     (registered,) = [c.input for c in log.activities("register_managed_pool")]
@@ -127,7 +115,8 @@ def test_reconcile_grants_a_node_that_joined_and_announces_it():
     responder = Responder(survey=survey(n1="idle", n2="idle"), records=[record("n1")])
     job = {"poolId": "p", "createdByApp": True, "deleteAfter": None, "now": "2030-01-01T12:00:00Z"}
     output, log = run_orchestrator(reconcile_pool, job, responder, now=NOW, instance_id="reconcile:p")
-    assert [c.input["nodeId"] for c in log.activities("create_node_users")] == ["n2"]
+    (chunk,) = [c.input for c in log.activities("grant_node_users")]
+    assert [(n["nodeId"], n["ip"], n["port"]) for n in chunk["nodes"]] == [("n2", "127.30.0.1", 40000)]
     assert output["changed"] and output["nodesGranted"] == ["n2"]
     (event,) = [c.input for c in log.activities("publish_event")]
     assert event["type"] == "nodes-reconciled" and event["nodesGranted"] == ["n2"]
@@ -149,7 +138,7 @@ def test_reconcile_marks_the_records_of_a_vanished_pool_gone():
     job = {"poolId": "p", "createdByApp": False, "now": "2030-01-01T12:00:00Z"}
     output, log = run_orchestrator(reconcile_pool, job, responder, now=NOW, instance_id="reconcile:p")
     assert [c.input["state"] for c in log.activities("mark_pool_records")] == ["gone"]
-    assert output["poolGone"] and not log.activities("create_node_users")
+    assert output["poolGone"] and not log.activities("grant_node_users")
 
 
 def test_reconcile_deletes_a_pool_the_app_created_once_its_delete_after_passed():
@@ -189,4 +178,4 @@ def test_reconcile_stays_away_from_a_pool_a_request_is_working_on():
     assert output == {"poolId": "p", "changed": False, "busy": True} and log.calls == []
     later = dict(job, now="2030-01-01T12:30:01Z")  # the run finished (or crashed long ago)
     _, log = run_orchestrator(reconcile_pool, later, Responder(survey=survey(n1="idle")), now=NOW)
-    assert [c.input["nodeId"] for c in log.activities("create_node_users")] == ["n1"]
+    assert [n["nodeId"] for c in log.activities("grant_node_users") for n in c.input["nodes"]] == ["n1"]

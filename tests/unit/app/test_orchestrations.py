@@ -10,7 +10,7 @@ from orchestrations.provision import provision_pool
 from provisioning.nodes import summarize_pool
 
 from .conftest import NOW
-from .orchestration_driver import ActivityError, run_orchestrator
+from .orchestration_driver import ActivityError, grant_chunk, run_orchestrator
 
 IMAGE = {
     "imageReference": {
@@ -94,40 +94,19 @@ class Batch:
             return self.created
         if name == "poll_pool":
             pool, nodes = self.polls.pop(0) if len(self.polls) > 1 else self.polls[0]
-            return summarize_pool(pool, nodes, include_usable=data["includeUsable"])
-        if name == "create_node_users":
+            snapshot = summarize_pool(pool, nodes, include_usable=data["includeUsable"])
+            port = {n["id"]: 40000 + i for i, n in enumerate(nodes)}
+            if snapshot["usable"] is not None:  # as poll_pool shows them: from the same listing
+                snapshot["endpoints"] = {n: ["127.30.0.1", port[n], "idle"] for n in snapshot["usable"]}
+            elif "readySince" in data:  # ready before the others: granted at once
+                ready = [n["id"] for n in nodes if n["state"] == "idle"]
+                snapshot["ready"] = {n: ["127.30.0.1", port[n], "idle"] for n in ready}
+            return snapshot
+        if name == "grant_node_users":
             self.created_calls.append(data)
-            if data["nodeId"] in self.transient_nodes and data.get("attempt", 1) < 2:
-                error = {"code": "ServerBusy", "message": "try later"}
-                return {
-                    "nodeId": data["nodeId"],
-                    "users": {
-                        u["name"]: {"ok": False, "transient": True, "error": error} for u in data["users"]
-                    },
-                    "retry": {**data, "attempt": 2},
-                }
-            if data["nodeId"] in self.raising_nodes:
-                raise ActivityError("connection reset by peer")
-            ok = data["nodeId"] not in self.failing_nodes
-            error = None if ok else {"code": "OperationInvalidForCurrentState", "message": "node not ready"}
-            return {
-                "nodeId": data["nodeId"],
-                "users": {
-                    u["name"]: {"ok": ok, **({"error": error} if error else {})} for u in data["users"]
-                },
-            }
-        if name == "gather_ssh_endpoints":
-            return {
-                "endpoints": {
-                    n: {"ip": "127.30.0.1", "port": 40000 + i, "state": "idle"}
-                    for i, n in enumerate(data["nodeIds"])
-                },
-                "missing": {},
-            }
-        if name == "write_connection_records":
-            return {"written": sum(sum(r["ok"] for r in g["users"].values()) for g in data["grants"])}
-        if name == "prepare_connection_records":
-            return {"pending": sum(len(j["users"]) for j in data["jobs"]), "owned": {}}
+            return grant_chunk(
+                data, failing=self.failing_nodes, transient=self.transient_nodes, raising=self.raising_nodes
+            )
         if name == "register_managed_pool":
             self.registered.append(data)
             return {"createdByApp": data["createdByApp"], "grants": len(data["users"])}
@@ -153,12 +132,7 @@ def test_the_happy_path_reads_like_the_business_process():
         "poll_pool",
         "timer",
         "poll_pool",
-        "gather_ssh_endpoints",
-        "prepare_connection_records",
-        "create_node_users",
-        "create_node_users",
-        "create_node_users",
-        "write_connection_records",
+        "grant_node_users",  # one chunk: pending records, the users, active records
         "publish_event",
         "set_managed_pool_state",  # done: reconcile may look after the pool from now on
     ]
@@ -171,7 +145,11 @@ def test_the_happy_path_reads_like_the_business_process():
         "usersTotal": 6,
         "records": 6,
     }
-    assert [n["outcome"] for n in output["nodes"]] == ["granted"] * 3
+    assert output["nodes"] == []  # only nodes that need attention are listed
+    (chunk,) = [c.input for c in log.activities("grant_node_users")]
+    assert [(n["nodeId"], n["ip"], n["port"]) for n in chunk["nodes"]] == [
+        (f"node-{i}", "127.30.0.1", 40000 + i) for i in range(3)
+    ]  # the endpoints come from the poll's listing: no second listing
     phases = [s["phase"] for s in log.statuses]
     assert phases[:2] == ["selecting-image", "creating-pool"]
     assert phases[-4:] == ["granting-access", "recording-connections", "publishing", "completed"]
@@ -182,6 +160,31 @@ def test_the_happy_path_reads_like_the_business_process():
         event["statusUrl"] == "http://127.0.0.1:7071/api/pools/pool-1"
         and event["counts"]["usersGranted"] == 6
     )
+
+
+def test_nodes_idle_early_get_their_users_before_the_others_are_ready():
+    early = (pool_json("resizing"), [{"id": "node-0", "state": "idle"}, {"id": "node-1", "state": "starting"},
+                                     {"id": "node-2", "state": "starting"}])  # fmt: skip
+    later = (pool_json("steady"), [{"id": f"node-{i}", "state": "idle"} for i in range(3)])
+    output, log = run(Batch(polls=[early, later]))
+    steps = [
+        (c.name, [n["nodeId"] for n in c.input["nodes"]] if c.name == "grant_node_users" else None)
+        for c in log.calls
+        if c.kind == "activity" and c.name in ("poll_pool", "grant_node_users")
+    ]
+    assert steps == [
+        ("poll_pool", None),
+        ("grant_node_users", ["node-0"]),  # while node-1 and node-2 are still starting
+        ("poll_pool", None),  # at once: no timer after a grant
+        ("grant_node_users", ["node-1", "node-2"]),  # only the nodes not granted yet
+    ]
+    assert log.timers == []
+    assert output["outcome"] == "completed" and output["progress"]["usersGranted"] == 6
+    assert output["progress"]["records"] == 6
+    (event,) = [c.input for c in log.activities("publish_event")]
+    assert event["connectionsTotal"] == 6 and [c["nodeId"] for c in event["connections"][:3]] == [
+        "node-0", "node-1", "node-2"
+    ]
 
 
 def test_custom_status_and_event_never_carry_secrets():
@@ -203,7 +206,7 @@ def test_a_resize_error_fails_fast_and_publishes_pool_failed():
     quota = (pool_json("steady", [{"code": "AccountCoreQuotaReached", "message": "quota reached"}]), [])
     output, log = run(Batch(polls=[quota]))
     assert output["outcome"] == "failed" and output["error"]["code"] == "AccountCoreQuotaReached"
-    assert log.timers == [] and not log.activities("create_node_users") and not log.activities("delete_pool")
+    assert log.timers == [] and not log.activities("grant_node_users") and not log.activities("delete_pool")
     (event,) = [c.input for c in log.activities("publish_event")]
     assert event["type"] == "pool-failed" and event["error"]["code"] == "AccountCoreQuotaReached"
     assert log.statuses[-1]["phase"] == "failed"
@@ -240,29 +243,42 @@ def test_a_failed_start_task_makes_the_request_partial_naming_the_node():
             "reason": "start task failed with exit code 3",
         }
     ]
-    assert {c.input["nodeId"] for c in log.activities("create_node_users")} == {"node-0", "node-2"}
+    granted = {n["nodeId"] for c in log.activities("grant_node_users") for n in c.input["nodes"]}
+    assert granted == {"node-0", "node-2"}
 
 
 def test_one_bad_node_does_not_lose_the_others():
-    output, log = run(Batch(raising_nodes={"node-1"}, failing_nodes={"node-2"}))
-    assert output["outcome"] == "partial"
-    by_node = {n["nodeId"]: n for n in output["nodes"]}
-    assert by_node["node-0"]["outcome"] == "granted"
-    assert by_node["node-1"]["outcome"] == "failed"
-    assert by_node["node-1"]["errors"]["*"]["message"] == "connection reset by peer"
-    assert by_node["node-2"]["errors"]["alice"]["code"] == "OperationInvalidForCurrentState"
-    (records,) = [c.input for c in log.activities("write_connection_records")]
-    assert [g["nodeId"] for g in records["grants"] if any(u["ok"] for u in g["users"].values())] == ["node-0"]
+    output, log = run(Batch(failing_nodes={"node-2"}))
+    assert output["outcome"] == "partial" and output["progress"]["usersGranted"] == 4
+    (bad,) = output["nodes"]
+    assert (bad["nodeId"], bad["outcome"], bad["usersGranted"]) == ("node-2", "failed", [])
+    assert bad["errors"]["alice"]["code"] == "OperationInvalidForCurrentState"
 
 
-def test_big_pools_fan_out_in_sub_orchestrations_of_at_most_100_nodes():
-    ids = [f"node-{i:03d}" for i in range(250)]
-    ready = (dict(pool_json(), targetDedicatedNodes=250), [{"id": n, "state": "idle"} for n in ids])
-    output, log = run(Batch(polls=[ready]), nodes=250)
+def test_a_chunk_failing_for_good_does_not_lose_the_other_chunks():
+    ids = [f"node-{i:03d}" for i in range(60)]
+    ready = (dict(pool_json(), targetDedicatedNodes=60), [{"id": n, "state": "idle"} for n in ids])
+    output, log = run(Batch(polls=[ready], raising_nodes={"node-055"}), nodes=60)
+    assert output["outcome"] == "partial" and output["progress"]["usersGranted"] == 100
+    failed = [n for n in output["nodes"] if n["outcome"] == "failed"]
+    assert [n["nodeId"] for n in failed] == ids[50:]
+    assert failed[0]["errors"]["alice"] == {"code": "ActivityFailed", "message": "connection reset by peer"}
+
+
+def test_big_pools_grant_in_chunks_of_50_nodes_grouped_in_sub_orchestrations():
+    ids = [f"node-{i:04d}" for i in range(1250)]
+    ready = (dict(pool_json(), targetDedicatedNodes=1250), [{"id": n, "state": "idle"} for n in ids])
+    output, log = run(Batch(polls=[ready]), nodes=1250)
     subs = [c for c in log.calls if c.kind == "sub"]
-    assert [len(c.input["inputs"]) for c in subs] == [100, 100, 50]
-    assert [c.instance_id for c in subs] == [f"provision-r1:create_node_users:{i}" for i in range(3)]
-    assert output["outcome"] == "completed" and output["progress"]["usersGranted"] == 500
+    assert [len(c.input["chunks"]) for c in subs] == [10, 10, 5]
+    assert [c.instance_id for c in subs] == [f"provision-r1:grant_node_users:{i}" for i in range(3)]
+    chunks = [c.input for c in log.activities("grant_node_users")]
+    assert [len(c["nodes"]) for c in chunks] == [50] * 25 and [c["order"] for c in chunks] == list(range(25))
+    assert output["outcome"] == "completed" and output["progress"]["usersGranted"] == 2500
+    (event,) = [c.input for c in log.activities("publish_event")]
+    assert event["connectionsTotal"] == 2500 and len(event["connections"]) == 100
+    assert event["connections"][0] == {"nodeId": "node-0000", "user": "alice", "ip": "127.30.0.1",
+                                       "port": 40000}  # fmt: skip
 
 
 def test_at_the_deadline_ready_nodes_proceed_and_the_rest_are_reported():
@@ -270,7 +286,8 @@ def test_at_the_deadline_ready_nodes_proceed_and_the_rest_are_reported():
     output, log = run(Batch(polls=[slow]), deadline=5)
     assert log.timers[-1] == NOW + timedelta(seconds=5)  # never past the deadline
     assert output["outcome"] == "partial"
-    assert {n["nodeId"]: n["outcome"] for n in output["nodes"]} == {"node-0": "granted", "node-1": "unusable"}
+    assert {n["nodeId"]: n["outcome"] for n in output["nodes"]} == {"node-1": "unusable"}
+    assert output["progress"]["usersGranted"] == 2
 
 
 def test_nothing_ready_by_the_deadline_fails():
@@ -392,8 +409,9 @@ def test_a_node_throttled_for_a_while_gets_its_users_after_a_durable_backoff():
     batch = Batch(transient_nodes={"node-1"})
     output, log = run(batch)
     assert output["outcome"] == "completed" and output["progress"]["usersGranted"] == 6
-    retried = [c for c in batch.created_calls if c["nodeId"] == "node-1"]
+    retried = [c for c in batch.created_calls if any(n["nodeId"] == "node-1" for n in c["nodes"])]
     assert [c.get("attempt", 1) for c in retried] == [1, 2]
+    assert [n["nodeId"] for n in retried[1]["nodes"]] == ["node-1"]  # only the throttled node again
     assert len(log.timers) == 2  # one poll wait, one backoff before the retry
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from provisioning.progress import pool_view, summarize_outcome
+from provisioning.progress import grant_failures, pool_view, summarize_outcome
 from provisioning.records import (
     ACTIVE,
     REVOKED,
@@ -100,16 +100,19 @@ def test_ssh_config_has_a_host_block_per_node_and_user():
     assert text.count("Host ") == 3
 
 
-def test_outcome_is_partial_when_a_node_fails_and_lists_every_node():
+JOBS = [{"nodeId": "n1", "users": ["alice", "bob"]}, {"nodeId": "n2", "users": ["alice", "bob"]}]
+BOB_FAILED_ON_N2 = [{"nodeId": "n2", "user": "bob", "error": {"code": "X", "message": "m"}}]
+
+
+def test_outcome_is_partial_when_a_node_fails_and_lists_the_nodes_that_need_attention():
     request = {"poolId": "p", "requestId": "r", "nodes": {"dedicated": 3, "spot": 0}, "users": USERS}
     problems = [{"nodeId": "n3", "state": "starttaskfailed", "reason": "start task failed with exit code 1"}]
-    output = summarize_outcome(request=request, grants=GRANTS, problems=problems, records_written=3)
+    granted = {"nodes": 2, "granted": 3, "failures": grant_failures(JOBS, BOB_FAILED_ON_N2)}
+    output = summarize_outcome(request=request, granted=granted, problems=problems, records_written=3)
     assert output["outcome"] == "partial"
-    assert [(n["nodeId"], n["outcome"]) for n in output["nodes"]] == [
-        ("n1", "granted"),
-        ("n2", "partial"),
-        ("n3", "unusable"),
-    ]
+    assert [(n["nodeId"], n["outcome"]) for n in output["nodes"]] == [("n2", "partial"), ("n3", "unusable")]
+    partial = output["nodes"][0]
+    assert partial["usersGranted"] == ["alice"] and partial["errors"]["bob"]["code"] == "X"
     assert output["progress"] == {
         "nodesIdle": 2,
         "nodesTotal": 3,
@@ -122,13 +125,17 @@ def test_outcome_is_partial_when_a_node_fails_and_lists_every_node():
 
 def test_outcome_is_completed_only_when_every_node_has_every_user():
     request = {"poolId": "p", "requestId": "r", "nodes": {"dedicated": 1, "spot": 0}, "users": USERS}
-    assert summarize_outcome(request=request, grants=GRANTS[:1], problems=[])["outcome"] == "completed"
-    failed = summarize_outcome(request=request, grants=[], problems=[], error={"code": "C", "message": "m"})
+    everyone = {"nodes": 1, "granted": 2, "failures": []}
+    assert summarize_outcome(request=request, granted=everyone, problems=[])["outcome"] == "completed"
+    error = {"code": "C", "message": "m"}
+    failed = summarize_outcome(request=request, granted={}, problems=[], error=error)
     assert failed["outcome"] == "failed" and failed["error"] == {"code": "C", "message": "m"}
-    none = summarize_outcome(
-        request=request, grants=[{"nodeId": "n1", "users": {"alice": {"ok": False}}}], problems=[]
-    )
+    nobody = {"nodes": 1, "granted": 0, "failures": grant_failures(JOBS[:1], [
+        {"nodeId": "n1", "user": u, "error": error} for u in ("alice", "bob")
+    ])}  # fmt: skip
+    none = summarize_outcome(request=request, granted=nobody, problems=[])
     assert none["outcome"] == "failed" and none["error"]["code"] == "NoAccessGranted"
+    assert none["nodes"][0]["outcome"] == "failed"
 
 
 def test_the_status_view_names_phase_progress_and_outcome():
