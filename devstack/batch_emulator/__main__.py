@@ -7,8 +7,10 @@ import argparse
 import asyncio
 import base64
 import binascii
+import contextlib
 import logging
 import os
+import resource
 import shutil
 import signal
 import sys
@@ -17,9 +19,10 @@ from pathlib import Path
 
 from devstack.batch_emulator import DEV_ACCOUNT, DEV_KEY
 from devstack.batch_emulator.catalog import CatalogError, load_catalog
+from devstack.batch_emulator.models import USER_EXPIRY_PRECISIONS
 from devstack.batch_emulator.network import DEFAULT_SSH_NETWORK, NetworkError, parse_loopback_network
 from devstack.batch_emulator.server import EmulatorConfig, EmulatorServer, require_loopback
-from devstack.batch_emulator.starttask import DEFAULT_CONCURRENCY
+from devstack.batch_emulator.specs import MAX_NODES_PER_POOL
 from devstack.batch_emulator.timing import PROFILES, load_timing
 
 KEY_ENV = "BATCH_EMULATOR_KEY"
@@ -79,10 +82,19 @@ def build_parser() -> argparse.ArgumentParser:
         "temporary directory removed at exit",
     )
     parser.add_argument(
-        "--start-task-concurrency",
+        "--user-expiry",
+        choices=USER_EXPIRY_PRECISIONS,
+        default="day",
+        help="how a node user's expiryTime ends its logins: 'day' as the service does it on Linux nodes "
+        "(until the end of the expiry's UTC day), or 'second' (exactly at expiryTime, for tests that need "
+        "it). Default: %(default)s",
+    )
+    parser.add_argument(
+        "--max-nodes-per-pool",
         type=int,
-        default=DEFAULT_CONCURRENCY,
-        help="how many start tasks may run at once. Default: %(default)s",
+        default=MAX_NODES_PER_POOL,
+        help="largest targetDedicatedNodes + targetLowPriorityNodes of a pool (pools with inter-node "
+        "communication: at most 100, as the service documents). Default: %(default)s",
     )
     parser.add_argument(
         "--exit-with-parent",
@@ -109,8 +121,8 @@ def _config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple[
         parser.error(str(exc))
     if not 0 <= args.port <= 65535:
         parser.error("--port must be between 0 and 65535")
-    if args.start_task_concurrency < 1:
-        parser.error("--start-task-concurrency must be at least 1")
+    if args.max_nodes_per_pool < 1:
+        parser.error("--max-nodes-per-pool must be at least 1")
     key = args.key or os.environ.get(KEY_ENV) or DEV_KEY
     try:
         base64.b64decode(key, validate=True)
@@ -129,10 +141,19 @@ def _config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple[
         timing_name=args.timing if args.timing in PROFILES else "file",
         ssh_network=args.ssh_network,
         data_dir=data_dir.resolve(),
-        start_task_concurrency=args.start_task_concurrency,
+        user_expiry=args.user_expiry,
+        max_nodes_per_pool=args.max_nodes_per_pool,
         access_log=args.access_log,
     )
     return config, temporary
+
+
+def _raise_open_file_limit() -> None:
+    # Every running start task and SSH server holds descriptors; a 2,000-node pool needs more than 1,024.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def _use_pidfd_child_watcher() -> None:
@@ -154,6 +175,7 @@ async def _watch_parent(stop: asyncio.Event) -> None:
 
 async def serve(config: EmulatorConfig, *, exit_with_parent: bool = False) -> None:
     _use_pidfd_child_watcher()
+    _raise_open_file_limit()
     server = EmulatorServer(config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -1,5 +1,6 @@
-"""SharedKey verification as the Batch service does it: rebuild the signing string from the received request,
-HMAC-SHA256 it with the account key and compare with the Authorization header in constant time."""
+"""SharedKey verification as the Batch service does it: rebuild the signing string from the request as it was
+received (the headers actually sent; an absent Content-Length is an empty value, not "0"), HMAC-SHA256 it with
+the account key and compare with the Authorization header in constant time."""
 
 from __future__ import annotations
 
@@ -34,7 +35,11 @@ MAX_CLOCK_SKEW = timedelta(minutes=15)
 def string_to_sign(
     method: str, raw_path: str, query: str, headers: Iterable[tuple[str, str]], account: str
 ) -> str:
-    """The SharedKey signing string for a request: `raw_path` percent-encoded as sent, `query` undecoded."""
+    """The SharedKey signing string for a request as received: `raw_path` percent-encoded as sent, `query`
+    undecoded, `headers` exactly those on the wire. A header that was not sent (or was sent empty) contributes
+    an empty line; nothing is filled in the way one client or another does before sending (the Python SDK
+    signs "0" for a bodiless DELETE and also sends `Content-Length: 0`; the JavaScript SDK sends no
+    Content-Length and signs an empty value: both are what was received)."""
     lowered: dict[str, str] = {}
     ocp: list[tuple[str, str]] = []
     for name, value in headers:
@@ -42,10 +47,8 @@ def string_to_sign(
             continue
         key = name.lower()
         lowered[key] = value
-        if "ocp-" in key:
+        if key.startswith("ocp-"):
             ocp.append((key, value))
-    if method.upper() not in ("GET", "HEAD") and "content-length" not in lowered:
-        lowered["content-length"] = "0"
     text = method.upper() + "\n"
     text += "\n".join(lowered.get(name, "") for name in SIGNED_HEADERS) + "\n"
     for name, value in sorted(ocp):

@@ -13,6 +13,7 @@ from devstack.batch_emulator import exceptions as errors
 from devstack.batch_emulator.faults import FaultSpecError
 from devstack.batch_emulator.lifecycle import EmulatorRuntime
 from devstack.batch_emulator.models import InvalidTransition, NodeState
+from devstack.batch_emulator.render import timestamp
 from devstack.batch_emulator.routes import OPERATIONS
 
 PREFIX = "/_emulator"
@@ -45,6 +46,19 @@ async def _body(request: web.Request) -> dict[str, Any]:
     return data
 
 
+def _user_view(user: Any, precision: str) -> dict[str, Any]:
+    """A node user as the node holds it (never its password or key): expiryTime as sent, and loginUntil,
+    the moment logins stop at the emulator's expiry precision (--user-expiry)."""
+    return {
+        "name": user.name,
+        "isAdmin": user.is_admin,
+        "expiryTime": timestamp(user.credentials.expiry_time),
+        "loginUntil": timestamp(user.login_until(precision)),
+        "password": user.credentials.password_hash is not None,
+        "sshPublicKey": user.credentials.ssh_public_key is not None,
+    }
+
+
 class ControlApi:
     def __init__(self, runtime: EmulatorRuntime, *, timing_name: str) -> None:
         self.runtime = runtime
@@ -72,6 +86,8 @@ class ControlApi:
                 "account": self.runtime.account.name,
                 "timing": self.timing_name,
                 "sshNetwork": str(self.runtime.addresses.network),
+                "userExpiry": self.runtime.account.user_expiry,
+                "maxNodesPerPool": self.runtime.account.max_nodes_per_pool,
                 **self.runtime.stats(),
             }
         )
@@ -127,6 +143,9 @@ class ControlApi:
                     "root": str(self.runtime.layout(pool, node).root),
                     "ssh": {"address": ssh.public_ip, "port": ssh.frontend_port} if ssh else None,
                     "users": sorted(node.users),
+                    "userAccounts": [
+                        _user_view(user, self.runtime.account.user_expiry) for user in node.users.values()
+                    ],
                 }
             )
         return web.json_response({"poolId": pool.id, "publicIPAddress": pool.public_ip, "nodes": nodes})

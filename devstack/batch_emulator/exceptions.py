@@ -86,6 +86,15 @@ def missing_query(name: str) -> BatchServiceError:
     )
 
 
+def unsupported_request_version(version: str) -> BatchServiceError:
+    return BatchServiceError(
+        400,
+        "UnsupportedRequestVersion",
+        "The specified request version is not supported.",
+        [("QueryParameterName", "api-version"), ("QueryParameterValue", version)],
+    )
+
+
 # --- authentication (403) -----------------------------------------------------------------------
 
 

@@ -1,5 +1,6 @@
 """Fault injection and call counters: per-operation latency and error answers (429/500/503/dropped
-connection), and faults for the next pool allocation (resize errors, start-task failures, nodes turning
+connection) before the operation, or after it (the operation takes effect, then 500 or a dropped connection),
+and faults for the next pool allocation (resize errors, start-task failures, nodes turning
 unusable)."""
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class HttpFault:
     latency_ms: float = 0.0
     count: int | None = None
     rate: float | None = None
+    after: bool = False  # perform the operation, then answer with the fault (the answer is lost)
     fired: int = 0
 
     def applies_to(self, operation: str) -> bool:
@@ -62,6 +64,7 @@ class HttpFault:
             "latencyMs": self.latency_ms,
             "remaining": self.count,
             "rate": self.rate,
+            "after": self.after,
             "fired": self.fired,
         }
         return {k: v for k, v in data.items() if v is not None}
@@ -204,7 +207,7 @@ def _count(spec: dict[str, Any]) -> int | None:
     return value
 
 
-_HTTP_KEYS = {"operation", "status", "drop", "retryAfter", "latencyMs", "count", "rate"}
+_HTTP_KEYS = {"operation", "status", "drop", "retryAfter", "latencyMs", "count", "rate", "after"}
 
 
 def _http_fields(spec: dict[str, Any]) -> dict[str, Any]:
@@ -235,6 +238,11 @@ def _http_fields(spec: dict[str, Any]) -> dict[str, Any]:
     count, rate = _count(spec), _number(spec, "rate", high=1)
     if count is not None and rate is not None:
         raise FaultSpecError("give either 'count' or 'rate', not both")
+    after = spec.get("after", False)
+    if not isinstance(after, bool):
+        raise FaultSpecError("'after' must be true or false")
+    if after and not (drop or status == 500):
+        raise FaultSpecError("a fault 'after' the operation is 'drop': true or 'status': 500")
     return {
         "operation": operation,
         "status": status,
@@ -243,6 +251,7 @@ def _http_fields(spec: dict[str, Any]) -> dict[str, Any]:
         "latency_ms": float(latency),
         "count": count,
         "rate": rate,
+        "after": after,
     }
 
 

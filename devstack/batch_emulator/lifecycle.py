@@ -66,17 +66,24 @@ class EmulatorRuntime:
         timing: TimingProfile,
         data_dir: Path,
         ssh_network: str,
-        start_task_concurrency: int = 4,
         base_url: str = "",
+        user_expiry: str = models.USER_EXPIRY_DAY,
+        max_nodes_per_pool: int = models.specs.MAX_NODES_PER_POOL,
     ) -> None:
-        self.account = Account(account_name, catalog, hooks=self)
+        self.account = Account(
+            account_name,
+            catalog,
+            hooks=self,
+            user_expiry=user_expiry,
+            max_nodes_per_pool=max_nodes_per_pool,
+        )
         self.timing = timing
         self.data_dir = data_dir
         self.base_url = base_url
         self.faults = FaultRegistry()
         self.addresses = AddressAllocator(ssh_network)
         self.ssh = SshService()
-        self.start_tasks = StartTaskRunner(start_task_concurrency)
+        self.start_tasks = StartTaskRunner()
         self._pools: dict[int, PoolRuntime] = {}
         self._background: set[asyncio.Task] = set()
         self._rng = random.Random()

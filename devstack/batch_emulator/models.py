@@ -9,7 +9,7 @@ import hashlib
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -152,9 +152,32 @@ class NodeUser:
     name: str
     is_admin: bool
     credentials: specs.Credentials
+    last_modified: datetime = field(default_factory=utc_now)
 
-    def expired(self, now: datetime) -> bool:
-        return self.credentials.expiry_time <= now
+    @property
+    def etag(self) -> str:
+        return _etag(self.last_modified, 0)
+
+    def login_until(self, precision: str) -> datetime:
+        """The moment from which this user can no longer log in (see `access_ends`)."""
+        return access_ends(self.credentials.expiry_time, precision)
+
+
+# How a Linux node applies a user's expiryTime. The service documents that "for Linux Compute Nodes, the
+# expiryTime has a precision up to a day": the account carries an expiry *date*, so access lasts until that
+# date is over (the end of the UTC day of expiryTime). `second` is the emulator's exact mode, for tests that
+# need a user to stop logging in at expiryTime itself.
+USER_EXPIRY_DAY = "day"
+USER_EXPIRY_SECOND = "second"
+USER_EXPIRY_PRECISIONS = (USER_EXPIRY_DAY, USER_EXPIRY_SECOND)
+
+
+def access_ends(expiry_time: datetime, precision: str) -> datetime:
+    """When a user whose expiryTime is `expiry_time` stops being able to log in, at this precision."""
+    if precision == USER_EXPIRY_SECOND:
+        return expiry_time
+    day = expiry_time.astimezone(UTC).date() + timedelta(days=1)
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -191,6 +214,14 @@ class Node:
     users: dict[str, NodeUser] = field(default_factory=dict)
     errors: list[NodeError] = field(default_factory=list)
     endpoints: list[Endpoint] = field(default_factory=list)
+
+    @property
+    def last_modified(self) -> datetime:
+        return self.state_transition_time
+
+    @property
+    def etag(self) -> str:
+        return _etag(self.state_transition_time, self.seq)
 
     @property
     def ssh_endpoint(self) -> Endpoint | None:
@@ -266,7 +297,13 @@ class Account:
         *,
         clock: Clock = utc_now,
         hooks: LifecycleHooks | None = None,
+        user_expiry: str = USER_EXPIRY_DAY,
+        max_nodes_per_pool: int = specs.MAX_NODES_PER_POOL,
     ) -> None:
+        if user_expiry not in USER_EXPIRY_PRECISIONS:
+            raise ValueError(f"user_expiry must be one of {', '.join(USER_EXPIRY_PRECISIONS)}")
+        self.user_expiry = user_expiry
+        self.max_nodes_per_pool = max_nodes_per_pool
         self.name = name
         self.catalog = catalog
         self.clock = clock
@@ -291,7 +328,7 @@ class Account:
 
     def create_pool(self, body: Any) -> Pool:
         now = self.clock()
-        spec = specs.parse_pool(body, self.catalog, now)
+        spec = specs.parse_pool(body, self.catalog, now, max_nodes=self.max_nodes_per_pool)
         existing = self._pools.get(spec.id.lower())
         if existing is not None:
             if existing.state == PoolState.DELETING:
@@ -306,7 +343,10 @@ class Account:
 
     def resize_pool(self, pool_id: str, body: Any) -> Pool:
         pool = self._active_pool(pool_id)
-        spec = specs.parse_resize(body, pool.spec.nat_pools)
+        limit = self.max_nodes_per_pool
+        if pool.spec.body.get("enableInterNodeCommunication"):
+            limit = min(limit, specs.MAX_INTER_NODE_POOL_NODES)
+        spec = specs.parse_resize(body, pool.spec.nat_pools, max_nodes=limit)
         if pool.allocation_state != AllocationState.STEADY:
             raise errors.pool_being_resized(pool.id)
         now = self.clock()
@@ -592,7 +632,7 @@ class Account:
         self._check_user_manageable(node)
         if spec.name in node.users:
             raise errors.node_user_exists(spec.name)
-        user = NodeUser(spec.name, spec.is_admin, spec.credentials)
+        user = NodeUser(spec.name, spec.is_admin, spec.credentials, self.clock())
         node.users[spec.name] = user
         return user
 
@@ -604,6 +644,7 @@ class Account:
         if user is None:
             raise errors.node_user_not_found(name)
         user.credentials = credentials
+        user.last_modified = self.clock()
         return user
 
     def delete_user(self, pool_id: str, node_id: str, name: str) -> None:
@@ -625,7 +666,7 @@ class Account:
         ):
             return None
         user = node.users.get(name)
-        if user is None or user.expired(self.clock()):
+        if user is None or self.clock() >= user.login_until(self.user_expiry):
             return None
         return user
 

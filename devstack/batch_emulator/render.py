@@ -3,7 +3,7 @@ with seven fractional digits, absent values omitted)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -14,61 +14,10 @@ from devstack.batch_emulator.models import Node, NodeState, Pool
 NODE_AGENT_VERSION = "1.12.8"
 START_TASK_FAILURE_MESSAGE = "The task exited with an exit code representing a failure"
 
-POOL_PROPERTIES = (
-    "id",
-    "displayName",
-    "url",
-    "eTag",
-    "lastModified",
-    "creationTime",
-    "state",
-    "stateTransitionTime",
-    "allocationState",
-    "allocationStateTransitionTime",
-    "vmSize",
-    "virtualMachineConfiguration",
-    "resizeTimeout",
-    "resizeErrors",
-    "currentDedicatedNodes",
-    "currentLowPriorityNodes",
-    "targetDedicatedNodes",
-    "targetLowPriorityNodes",
-    "enableAutoScale",
-    "enableInterNodeCommunication",
-    "networkConfiguration",
-    "startTask",
-    "taskSlotsPerNode",
-    "taskSchedulingPolicy",
-    "metadata",
-)
-NODE_PROPERTIES = (
-    "id",
-    "url",
-    "state",
-    "schedulingState",
-    "stateTransitionTime",
-    "lastBootTime",
-    "allocationTime",
-    "ipAddress",
-    "affinityId",
-    "vmSize",
-    "totalTasksRun",
-    "runningTasksCount",
-    "runningTaskSlotsCount",
-    "totalTasksSucceeded",
-    "isDedicated",
-    "startTask",
-    "startTaskInfo",
-    "errors",
-    "endpointConfiguration",
-    "nodeAgentInfo",
-    "virtualMachineInfo",
-)
-
 
 def timestamp(value: datetime) -> str:
     """ISO 8601 in UTC with seven fractional digits, as the service writes them."""
-    return value.strftime("%Y-%m-%dT%H:%M:%S.%f") + "0Z"
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f") + "0Z"
 
 
 def duration(value: timedelta) -> str:

@@ -16,23 +16,30 @@ from aiohttp import web
 
 from devstack.batch_emulator import exceptions as errors
 from devstack.batch_emulator import render
+from devstack.batch_emulator.conformance import (
+    IMAGE_PROPERTIES,
+    NODE_COUNTS_PROPERTIES,
+    NODE_PROPERTIES,
+    ODATA_METADATA,
+    OPERATION_HEADERS,
+    POOL_PROPERTIES,
+)
 from devstack.batch_emulator.lifecycle import EmulatorRuntime
 from devstack.batch_emulator.odata import ODataError, apply_select, parse_filter, parse_select
 
-JSON_TYPE = "application/json;odata=minimalmetadata"
+JSON_TYPE = "application/json;odata=minimalmetadata;streaming=true;charset=utf-8"
 MAX_RESULTS = 1000
-IMAGE_PROPERTIES = (
-    "nodeAgentSKUId",
-    "imageReference",
-    "osType",
-    "verificationType",
-    "capabilities",
-    "batchSupportEndOfLife",
-)
-
 
 def base_url(request: web.Request) -> str:
     return f"{request.scheme}://{request.host}"
+
+
+def with_metadata(request: web.Request, kind: str, data: dict[str, Any]) -> dict[str, Any]:
+    """`data` with the service's leading `odata.metadata` for answers of this kind (see conformance.py)."""
+    fragment = ODATA_METADATA.get(kind)
+    if fragment is None:
+        return data
+    return {"odata.metadata": f"{base_url(request)}/$metadata#{fragment}", **data}
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -110,6 +117,7 @@ def paged(
     known: tuple[str, ...],
     *,
     select: bool = True,
+    kind: str = "",
 ) -> web.Response:
     """A list answer: items are (ordering key, JSON); filtered, paged by key, with odata.nextLink carrying the
     filter, select and page size so the SDK's follow-up request (only the link's query) works."""
@@ -127,7 +135,7 @@ def paged(
             break
         page.append(apply_select(item, names))
         last_key = key
-    body: dict[str, Any] = {"value": page}
+    body: dict[str, Any] = with_metadata(request, kind, {"value": page})
     if more:
         params = {
             "api-version": request.query.get("api-version", ""),
@@ -153,44 +161,34 @@ class BatchResponses:
 
     async def list_supported_images(self, request: web.Request) -> web.Response:
         items = [(i + 1, image.entry) for i, image in enumerate(self.account.catalog.images)]
-        return paged(request, items, IMAGE_PROPERTIES, select=False)
+        return paged(request, items, IMAGE_PROPERTIES, select=False, kind="list_supported_images")
 
     # --- pools --------------------------------------------------------------------------------
 
     async def create_pool(self, request: web.Request) -> web.Response:
         pool = self.runtime.create_pool(await read_json(request))
         url = render.pool_url(base_url(request), pool.id)
-        return empty_response(
-            201,
-            {
-                "ETag": pool.etag,
-                "Last-Modified": _http_date(pool.last_modified),
-                "DataServiceId": url,
-                "Location": url,
-            },
-        )
+        return empty_response(201, _headers("create_pool", url, pool.etag, pool.last_modified))
 
     async def list_pools(self, request: web.Request) -> web.Response:
         base = base_url(request)
         items = [(p.seq, render.pool_json(p, base)) for p in self.account.pools()]
-        return paged(request, items, render.POOL_PROPERTIES)
+        return paged(request, items, POOL_PROPERTIES, kind="list_pools")
 
     async def get_pool(self, request: web.Request) -> web.Response:
         pool = self.account.get_pool(request.match_info["poolId"])
-        names, _ = _query_select(request, render.POOL_PROPERTIES)
+        names, _ = _query_select(request, POOL_PROPERTIES)
+        body = apply_select(render.pool_json(pool, base_url(request)), names)
         return json_response(
-            apply_select(render.pool_json(pool, base_url(request)), names),
-            headers={
-                "ETag": pool.etag,
-                "Last-Modified": _http_date(pool.last_modified),
-            },
+            with_metadata(request, "get_pool", body),
+            headers=_headers("get_pool", "", pool.etag, pool.last_modified),
         )
 
     async def pool_exists(self, request: web.Request) -> web.Response:
         pool = self.account.find_pool(request.match_info["poolId"])
         if pool is None:
             return empty_response(404)
-        return empty_response(200, {"ETag": pool.etag, "Last-Modified": _http_date(pool.last_modified)})
+        return empty_response(200, _headers("pool_exists", "", pool.etag, pool.last_modified))
 
     async def delete_pool(self, request: web.Request) -> web.Response:
         self.account.delete_pool(request.match_info["poolId"])
@@ -198,20 +196,20 @@ class BatchResponses:
 
     async def resize_pool(self, request: web.Request) -> web.Response:
         pool = self.account.resize_pool(request.match_info["poolId"], await read_json(request))
-        return empty_response(202, _entity_headers(request, pool))
+        return empty_response(202, _pool_headers(request, "resize_pool", pool))
 
     async def stop_pool_resize(self, request: web.Request) -> web.Response:
         pool = self.account.stop_resize(request.match_info["poolId"])
-        return empty_response(202, _entity_headers(request, pool))
+        return empty_response(202, _pool_headers(request, "stop_pool_resize", pool))
 
     async def remove_nodes(self, request: web.Request) -> web.Response:
         pool_id = request.match_info["poolId"]
         self.account.remove_nodes(pool_id, await read_json(request))
-        return empty_response(202, _entity_headers(request, self.account.get_pool(pool_id)))
+        return empty_response(202, _pool_headers(request, "remove_nodes", self.account.get_pool(pool_id)))
 
     async def list_pool_node_counts(self, request: web.Request) -> web.Response:
         items = [(p.seq, render.node_counts_json(p)) for p in self.account.pools()]
-        return paged(request, items, ("poolId",), select=False)
+        return paged(request, items, NODE_COUNTS_PROPERTIES, select=False, kind="list_pool_node_counts")
 
     # --- nodes --------------------------------------------------------------------------------
 
@@ -219,17 +217,27 @@ class BatchResponses:
         pool = self.account.get_pool(request.match_info["poolId"])
         base = base_url(request)
         items = [(n.seq, render.node_json(pool, n, base)) for n in list(pool.nodes.values())]
-        return paged(request, items, render.NODE_PROPERTIES)
+        return paged(request, items, NODE_PROPERTIES, kind="list_nodes")
 
     async def get_node(self, request: web.Request) -> web.Response:
         pool = self.account.get_pool(request.match_info["poolId"])
         node = self.account.get_node(pool.id, request.match_info["nodeId"])
-        names, _ = _query_select(request, render.NODE_PROPERTIES)
-        return json_response(apply_select(render.node_json(pool, node, base_url(request)), names))
+        names, _ = _query_select(request, NODE_PROPERTIES)
+        body = apply_select(render.node_json(pool, node, base_url(request)), names)
+        return json_response(
+            with_metadata(request, "get_node", body),
+            headers=_headers("get_node", "", node.etag, node.last_modified),
+        )
 
     async def get_node_remote_login_settings(self, request: web.Request) -> web.Response:
-        endpoint = self.account.remote_login(request.match_info["poolId"], request.match_info["nodeId"])
-        return json_response(render.remote_login_json(endpoint.public_ip, endpoint.frontend_port))
+        pool_id, node_id = request.match_info["poolId"], request.match_info["nodeId"]
+        endpoint = self.account.remote_login(pool_id, node_id)
+        node = self.account.get_node(pool_id, node_id)
+        body = render.remote_login_json(endpoint.public_ip, endpoint.frontend_port)
+        return json_response(
+            with_metadata(request, "get_node_remote_login_settings", body),
+            headers=_headers("get_node_remote_login_settings", "", node.etag, node.last_modified),
+        )
 
     async def get_node_file(self, request: web.Request) -> web.Response:
         path, stat = self._node_file(request)
@@ -260,15 +268,16 @@ class BatchResponses:
     async def create_node_user(self, request: web.Request) -> web.Response:
         pool_id, node_id = request.match_info["poolId"], request.match_info["nodeId"]
         user = self.account.add_user(pool_id, node_id, await read_json(request))
-        url = (
-            f"{render.pool_url(base_url(request), pool_id)}/nodes/{node_id}/users/{quote(user.name, safe='')}"
-        )
-        return empty_response(201, {"DataServiceId": url, "Location": url})
+        url = _user_url(request, pool_id, node_id, user.name)
+        return empty_response(201, _headers("create_node_user", url, user.etag, user.last_modified))
 
     async def replace_node_user(self, request: web.Request) -> web.Response:
         info = request.match_info
-        self.account.replace_user(info["poolId"], info["nodeId"], info["userName"], await read_json(request))
-        return empty_response(200)
+        user = self.account.replace_user(
+            info["poolId"], info["nodeId"], info["userName"], await read_json(request)
+        )
+        url = _user_url(request, info["poolId"], info["nodeId"], user.name)
+        return empty_response(200, _headers("replace_node_user", url, user.etag, user.last_modified))
 
     async def delete_node_user(self, request: web.Request) -> web.Response:
         info = request.match_info
@@ -276,9 +285,18 @@ class BatchResponses:
         return empty_response(200)
 
 
-def _entity_headers(request: web.Request, pool: Any) -> dict[str, str]:
-    url = render.pool_url(base_url(request), pool.id)
-    return {"ETag": pool.etag, "Last-Modified": _http_date(pool.last_modified), "DataServiceId": url}
+def _headers(operation: str, url: str, etag: str, last_modified: datetime) -> dict[str, str]:
+    """The response headers the specification gives `operation` (besides request-id)."""
+    values = {"DataServiceId": url, "ETag": etag, "Last-Modified": _http_date(last_modified)}
+    return {name: values[name] for name in OPERATION_HEADERS[operation]}
+
+
+def _pool_headers(request: web.Request, operation: str, pool: Any) -> dict[str, str]:
+    return _headers(operation, render.pool_url(base_url(request), pool.id), pool.etag, pool.last_modified)
+
+
+def _user_url(request: web.Request, pool_id: str, node_id: str, name: str) -> str:
+    return f"{render.pool_url(base_url(request), pool_id)}/nodes/{node_id}/users/{quote(name, safe='')}"
 
 
 def _file_headers(request: web.Request, stat: Any) -> dict[str, str]:

@@ -16,10 +16,11 @@ from aiohttp import web
 from devstack.batch_emulator import auth
 from devstack.batch_emulator import exceptions as errors
 from devstack.batch_emulator.catalog import Catalog
+from devstack.batch_emulator.conformance import API_VERSIONS
 from devstack.batch_emulator.control import PREFIX, ControlApi
 from devstack.batch_emulator.lifecycle import EmulatorRuntime
 from devstack.batch_emulator.render import timestamp
-from devstack.batch_emulator.responses import BatchResponses, json_response
+from devstack.batch_emulator.responses import BatchResponses, json_response, with_metadata
 from devstack.batch_emulator.routes import add_batch_routes
 from devstack.batch_emulator.timing import TimingProfile
 
@@ -51,8 +52,9 @@ class EmulatorConfig:
     timing_name: str
     ssh_network: str
     data_dir: Path
-    start_task_concurrency: int = 4
     access_log: bool = False
+    user_expiry: str = "day"
+    max_nodes_per_pool: int = 2000
 
 
 def build_app(runtime: EmulatorRuntime, *, key: str, timing_name: str) -> web.Application:
@@ -66,18 +68,17 @@ def build_app(runtime: EmulatorRuntime, *, key: str, timing_name: str) -> web.Ap
         try:
             response = await _batch(request, handler, runtime, key)
         except errors.BatchServiceError as exc:
-            response = json_response(
-                exc.to_body(request_id, timestamp(datetime.now(UTC))), exc.status, exc.headers
-            )
+            response = _error_response(request, exc, request_id)
         except Exception:
             log.exception("unhandled error in %s %s", request.method, request.path)
             exc = errors.BatchServiceError(
                 500, "InternalServerError", "The server encountered an internal error."
             )
-            response = json_response(exc.to_body(request_id, timestamp(datetime.now(UTC))), 500)
+            response = _error_response(request, exc, request_id)
         response.headers["request-id"] = request_id
+        # The service returns client-request-id only when asked to (return-client-request-id: true).
         client_request_id = request.headers.get("client-request-id")
-        if client_request_id:
+        if client_request_id and request.headers.get("return-client-request-id", "").lower() == "true":
             response.headers["client-request-id"] = client_request_id
         response.headers["DataServiceVersion"] = "3.0"
         return response
@@ -87,6 +88,13 @@ def build_app(runtime: EmulatorRuntime, *, key: str, timing_name: str) -> web.Ap
     ControlApi(runtime, timing_name=timing_name).add_routes(app)
     app["runtime"] = runtime
     return app
+
+
+def _error_response(request: web.Request, exc: errors.BatchServiceError, request_id: str) -> web.Response:
+    body = exc.to_body(request_id, timestamp(datetime.now(UTC)))
+    if request.method == "HEAD":
+        return web.Response(status=exc.status, headers=exc.headers)
+    return json_response(with_metadata(request, "error", body), exc.status, exc.headers)
 
 
 async def _control(request: web.Request, handler) -> web.StreamResponse:  # noqa: ANN001
@@ -106,8 +114,11 @@ async def _batch(request: web.Request, handler, runtime: EmulatorRuntime, key: s
     if operation is None:
         raise errors.unsupported_operation(request.method, request.path)
     runtime.faults.record_call(operation)
-    if not request.query.get("api-version"):
+    version = request.query.get("api-version")
+    if not version:
         raise errors.missing_query("api-version")
+    if version not in API_VERSIONS:
+        raise errors.unsupported_request_version(version)
     raw_path, _, raw_query = request.raw_path.partition("?")
     auth.verify_request(
         method=request.method,
@@ -120,14 +131,25 @@ async def _batch(request: web.Request, handler, runtime: EmulatorRuntime, key: s
     delay, fault = runtime.faults.pick(operation)
     if delay:
         await asyncio.sleep(delay)
-    if fault is not None:
-        if fault.drop:
-            # Cut the TCP connection without an answer; the response below is never written.
-            if request.transport is not None:
-                request.transport.abort()
-            return web.Response(status=500)
-        raise errors.injected(fault.status or 500, operation, fault.retry_after)
-    return await handler(request)
+    if fault is None:
+        return await handler(request)
+    if not fault.after:
+        return _fail(request, fault, operation)
+    # A fault after the operation: it takes effect (or fails on its own), and its answer is lost.
+    try:
+        await handler(request)
+    except errors.BatchServiceError:
+        pass
+    return _fail(request, fault, operation)
+
+
+def _fail(request: web.Request, fault, operation: str) -> web.Response:  # noqa: ANN001 - faults.HttpFault
+    if fault.drop:
+        # Cut the TCP connection without an answer; the response below is never written.
+        if request.transport is not None:
+            request.transport.abort()
+        return web.Response(status=500)
+    raise errors.injected(fault.status or 500, operation, fault.retry_after)
 
 
 class EmulatorServer:
@@ -148,7 +170,8 @@ class EmulatorServer:
             timing=cfg.timing,
             data_dir=cfg.data_dir,
             ssh_network=cfg.ssh_network,
-            start_task_concurrency=cfg.start_task_concurrency,
+            user_expiry=cfg.user_expiry,
+            max_nodes_per_pool=cfg.max_nodes_per_pool,
         )
         app = build_app(self.runtime, key=cfg.key, timing_name=cfg.timing_name)
         self._runner = web.AppRunner(app, access_log=log if cfg.access_log else None, handle_signals=False)

@@ -23,7 +23,11 @@ USER_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}$")
 NAT_POOL_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,76}[A-Za-z0-9_]$|^[A-Za-z0-9_]$")
 RESERVED_USER_NAMES = frozenset({"root", "daemon", "bin", "sys", "nobody", "_azbatch", "azureuser"})
 RESERVED_BACKEND_PORTS = frozenset({29876, 29877})
+# Per-pool node limit: a setting (--max-nodes-per-pool). The service documents fixed pool size limits only for
+# pools with inter-node communication (100 nodes in Batch-service allocation mode) and pools from managed
+# images (2,000 dedicated / 1,000 spot); otherwise the account's core quota bounds a pool.
 MAX_NODES_PER_POOL = 2000
+MAX_INTER_NODE_POOL_NODES = 100
 MIN_RESIZE_TIMEOUT = timedelta(minutes=5)
 DEFAULT_RESIZE_TIMEOUT = timedelta(minutes=15)
 DEFAULT_USER_LIFETIME = timedelta(days=1)
@@ -161,7 +165,9 @@ class PoolSpec:
         return next((p for p in self.nat_pools if p.backend_port == 22 and p.protocol == "tcp"), None)
 
 
-def parse_pool(body: Any, catalog: Catalog, now: datetime) -> PoolSpec:
+def parse_pool(
+    body: Any, catalog: Catalog, now: datetime, *, max_nodes: int = MAX_NODES_PER_POOL
+) -> PoolSpec:
     """Validate a create_pool body against the service's rules and the catalog."""
     body = _obj(body, "pool")
     pool_id = _str(_require(body, "id", "id"), "id")
@@ -185,8 +191,15 @@ def parse_pool(body: Any, catalog: Catalog, now: datetime) -> PoolSpec:
     )
     if body.get("enableAutoScale"):
         raise errors.invalid_property("enableAutoScale", True, "autoscale is not supported by the emulator")
-    dedicated = _int(body.get("targetDedicatedNodes", 0), "targetDedicatedNodes", 0, MAX_NODES_PER_POOL)
-    low = _int(body.get("targetLowPriorityNodes", 0), "targetLowPriorityNodes", 0, MAX_NODES_PER_POOL)
+    inter_node = body.get("enableInterNodeCommunication")
+    if inter_node is not None and _bool(inter_node, "enableInterNodeCommunication"):
+        max_nodes = min(max_nodes, MAX_INTER_NODE_POOL_NODES)
+    dedicated = _int(body.get("targetDedicatedNodes", 0), "targetDedicatedNodes", 0, max_nodes)
+    low = _int(body.get("targetLowPriorityNodes", 0), "targetLowPriorityNodes", 0, max_nodes)
+    if dedicated + low > max_nodes:
+        raise errors.invalid_property(
+            "targetLowPriorityNodes", low, f"a pool may have at most {max_nodes} nodes in all"
+        )
     resize_timeout = parse_resize_timeout(body.get("resizeTimeout"), "resizeTimeout")
     start_task = _parse_start_task(body["startTask"]) if body.get("startTask") is not None else None
     nat_pools = _parse_network(body.get("networkConfiguration"))
@@ -458,10 +471,16 @@ class ResizeSpec:
     resize_timeout: timedelta
 
 
-def parse_resize(body: Any, nat_pools: tuple[NatPoolSpec, ...]) -> ResizeSpec:
+def parse_resize(
+    body: Any, nat_pools: tuple[NatPoolSpec, ...], *, max_nodes: int = MAX_NODES_PER_POOL
+) -> ResizeSpec:
     body = _obj(body, "poolResizeOptions")
-    dedicated = _int(body.get("targetDedicatedNodes", 0), "targetDedicatedNodes", 0, MAX_NODES_PER_POOL)
-    low = _int(body.get("targetLowPriorityNodes", 0), "targetLowPriorityNodes", 0, MAX_NODES_PER_POOL)
+    dedicated = _int(body.get("targetDedicatedNodes", 0), "targetDedicatedNodes", 0, max_nodes)
+    low = _int(body.get("targetLowPriorityNodes", 0), "targetLowPriorityNodes", 0, max_nodes)
+    if dedicated + low > max_nodes:
+        raise errors.invalid_property(
+            "targetLowPriorityNodes", low, f"a pool may have at most {max_nodes} nodes in all"
+        )
     option = body.get("nodeDeallocationOption")
     if option is not None and option not in ("requeue", "terminate", "taskcompletion", "retaineddata"):
         raise errors.invalid_property(

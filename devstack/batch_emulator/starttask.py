@@ -1,6 +1,7 @@
 """Runs start tasks for real: `/bin/sh -c <commandLine>` in the node's startup working directory with the
-Batch environment, stdout.txt / stderr.txt kept in the startup dir; a semaphore bounds how many run at
-once."""
+Batch environment, stdout.txt / stderr.txt kept in the startup dir. Like real nodes, every node runs its own
+start task as soon as it gets there: there is no shared limit, so one pool's slow start tasks never hold up
+another pool's nodes."""
 
 from __future__ import annotations
 
@@ -12,16 +13,11 @@ from typing import BinaryIO
 
 from devstack.batch_emulator.nodefs import NodeLayout
 
-DEFAULT_CONCURRENCY = 4
-
 
 class StartTaskRunner:
     """Starts each task in its own process group so it can be stopped as a whole (pool delete, shutdown)."""
 
-    def __init__(self, concurrency: int = DEFAULT_CONCURRENCY) -> None:
-        if concurrency < 1:
-            raise ValueError("start-task concurrency must be at least 1")
-        self._semaphore = asyncio.Semaphore(concurrency)
+    def __init__(self) -> None:
         self._running: set[asyncio.subprocess.Process] = set()
 
     @property
@@ -30,31 +26,30 @@ class StartTaskRunner:
 
     async def run(self, command_line: str, layout: NodeLayout, env: dict[str, str]) -> int:
         """Run once and return the exit code (128+N when killed by signal N)."""
-        async with self._semaphore:
-            out, err = await asyncio.to_thread(_open_output, layout)
-            with out, err:
-                proc = await asyncio.create_subprocess_exec(
-                    "/bin/sh",
-                    "-c",
-                    command_line,
-                    stdin=asyncio.subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=err,
-                    cwd=layout.startup_wd,
-                    env=env,
-                    start_new_session=True,
-                )
-            self._running.add(proc)
-            try:
-                code = await proc.wait()
-            except asyncio.CancelledError:
-                _kill_group(proc)
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(asyncio.shield(proc.wait()), 5)
-                raise
-            finally:
-                self._running.discard(proc)
-            return code if code >= 0 else 128 - code
+        out, err = await asyncio.to_thread(_open_output, layout)
+        with out, err:
+            proc = await asyncio.create_subprocess_exec(
+                "/bin/sh",
+                "-c",
+                command_line,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                cwd=layout.startup_wd,
+                env=env,
+                start_new_session=True,
+            )
+        self._running.add(proc)
+        try:
+            code = await proc.wait()
+        except asyncio.CancelledError:
+            _kill_group(proc)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(proc.wait()), 5)
+            raise
+        finally:
+            self._running.discard(proc)
+        return code if code >= 0 else 128 - code
 
     def kill_all(self) -> None:
         for proc in list(self._running):

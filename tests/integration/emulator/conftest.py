@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from azure.batch import BatchClient
 from azure.batch import models as m
-from azure.core.exceptions import ResourceNotFoundError
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.core.rest import HttpRequest
 
 from devstack.batch_emulator.launcher import BatchEmulatorEndpoint
@@ -76,8 +76,9 @@ def make_pool(batch_client: BatchClient, ubuntu_image: m.BatchSupportedImage):
 
     yield make
     for pool_id in created:
-        # The plain REST delete: no poller thread left behind; 404 when the test deleted it already.
-        with contextlib.suppress(ResourceNotFoundError):
+        # The plain REST delete: no poller thread left behind; 404 (or 409 PoolBeingDeleted) when the test
+        # deleted it already.
+        with contextlib.suppress(ResourceNotFoundError, ResourceExistsError):
             batch_client.send_request(HttpRequest("DELETE", f"/pools/{pool_id}?api-version=2025-06-01"))
 
 

@@ -7,7 +7,7 @@ import asyncio
 import socket
 import subprocess
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncssh
@@ -93,9 +93,22 @@ def test_deleted_user_is_refused(batch_client, ssh_pool, rsa_key, tools) -> None
 
 def test_expired_user_is_refused(batch_client, ssh_pool, rsa_key, tools) -> None:
     pool_id, [(node, ip, port), _] = ssh_pool
-    tools.add_user(batch_client, pool_id, node.id, "dora", rsa_key, expires_in=timedelta(seconds=-5))
+    tools.add_user(batch_client, pool_id, node.id, "dora", rsa_key, expires_in=timedelta(days=-2))
     refused = tools.ssh(rsa_key, "dora", ip, port, "true")
     assert refused.returncode == 255 and "Permission denied" in refused.stderr
+
+
+def test_linux_expiry_is_day_precise_so_a_user_past_expiry_today_still_logs_in(
+    batch_client, ssh_pool, rsa_key, tools
+) -> None:
+    # The service: "for Linux Compute Nodes, the expiryTime has a precision up to a day". Only the app's own
+    # cleanup ends access at the exact time; the node keeps the user until the expiry's UTC day is over.
+    pool_id, [(node, ip, port), _] = ssh_pool
+    now = datetime.now(UTC)
+    start_of_today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    expiry = max(now - timedelta(seconds=5), start_of_today)
+    tools.add_user(batch_client, pool_id, node.id, "dan", rsa_key, expires_in=expiry - now)
+    assert tools.ssh(rsa_key, "dan", ip, port, "true").returncode == 0
 
 
 def test_user_of_another_node_is_refused(batch_client, ssh_pool, rsa_key, tools) -> None:

@@ -12,7 +12,7 @@ from azure.core.pipeline import PipelineContext, PipelineRequest
 from azure.core.rest import HttpRequest
 
 from devstack.batch_emulator import DEV_ACCOUNT, DEV_KEY
-from devstack.batch_emulator.auth import string_to_sign, verify_request
+from devstack.batch_emulator.auth import sign, string_to_sign, verify_request
 from devstack.batch_emulator.exceptions import BatchServiceError
 
 OCP_DATE = "Tue, 01 Jul 2025 12:00:00 GMT"
@@ -64,12 +64,53 @@ def test_signature_from_the_sdk_policy_verifies() -> None:
     BatchSharedKeyAuthPolicy(AzureNamedKeyCredential(DEV_ACCOUNT, DEV_KEY)).on_request(
         PipelineRequest(request, PipelineContext(None))
     )
+    # On the wire the SDK's transport adds `Content-Length: 0` to a bodiless DELETE (the value it signed).
     verify(
         "DELETE",
         "/pools/p-1/nodes/n_1/users/alice",
         "api-version=2025-06-01&timeOut=30",
-        list(request.headers.items()),
+        [*request.headers.items(), ("Content-Length", "0")],
     )
+
+
+def _sign_like_the_js_sdk(method: str, path: str, query: str, headers: list[tuple[str, str]]) -> str:
+    """The signing rule of @azure/batch 10.x, restated: an absent Content-Length signs as an empty value for
+    every method but POST ("0"); only headers starting with `ocp-` are canonicalised."""
+    names = {k.lower(): v for k, v in headers}
+    length = names.get("content-length") or ("0" if method == "POST" else "")
+    lines = [method, names.get("content-encoding", ""), names.get("content-language", ""), length]
+    lines += [names.get(h, "") for h in ("content-md5", "content-type", "date", "if-modified-since")]
+    lines += [names.get(h, "") for h in ("if-match", "if-none-match", "if-unmodified-since", "range")]
+    text = "\n".join(lines) + "\n"
+    text += "".join(f"{k}:{v}\n" for k, v in sorted(names.items()) if k.startswith("ocp-"))
+    text += f"/{DEV_ACCOUNT}{path}"
+    for pair in sorted(query.split("&")):
+        name, _, value = pair.partition("=")
+        text += f"\n{name}:{value}"
+    return f"SharedKey {DEV_ACCOUNT}:{sign(text, DEV_KEY)}"
+
+
+def test_a_bodiless_delete_without_content_length_verifies() -> None:
+    # What @azure/batch sends for delete_pool / delete_node_user: no Content-Length header at all.
+    path, query = "/pools/p-1/nodes/n_1/users/alice", "api-version=2022-10-01.16.0"
+    headers = [("ocp-date", OCP_DATE), ("client-request-id", "c1")]
+    verify(
+        "DELETE",
+        path,
+        query,
+        [*headers, ("Authorization", _sign_like_the_js_sdk("DELETE", path, query, headers))],
+    )
+
+
+def test_a_signature_over_a_content_length_that_was_not_sent_is_refused() -> None:
+    # Signed as if `Content-Length: 0` had been sent, but it was not: the strings differ, 403.
+    path, query = "/pools/p-1", "api-version=2025-06-01"
+    headers = [("ocp-date", OCP_DATE)]
+    signed_with_zero = _sign_like_the_js_sdk("DELETE", path, query, [*headers, ("Content-Length", "0")])
+    error = _refusal(
+        method="DELETE", path=path, query=query, headers=[*headers, ("Authorization", signed_with_zero)]
+    )
+    assert error.code == "AuthenticationFailed"
 
 
 def _refusal(**kwargs) -> BatchServiceError:
@@ -126,6 +167,6 @@ def test_signing_string_layout() -> None:
     text = string_to_sign("DELETE", "/pools/a", "api-version=1&b=", [("ocp-date", OCP_DATE)], "acct")
     lines = text.split("\n")
     assert lines[0] == "DELETE"
-    assert lines[3] == "0"  # content-length defaults to 0 for a method other than GET/HEAD
+    assert lines[3] == ""  # no Content-Length was received: an empty value, whatever the method
     assert f"ocp-date:{OCP_DATE}" in lines
     assert lines[-2:] == ["/acct/pools/a", "api-version:1"]  # empty query values are left out

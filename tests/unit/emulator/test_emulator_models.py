@@ -283,7 +283,7 @@ def test_user_lifecycle_and_live_login_checks(account, clock) -> None:
     assert user.credentials.password_matches("s3cret-pass") and not user.credentials.password_matches("nope")
     assert user.credentials.expiry_time == clock.now + timedelta(days=1)  # expiry reset to the default
 
-    clock.advance(timedelta(days=1, seconds=1).total_seconds())
+    clock.advance(timedelta(days=2).total_seconds())  # past the end of the expiry's day
     assert account.login_user("pool-1", node.id, "alice") is None  # expired
     account.delete_user("pool-1", node.id, "alice")
     assert code_of(account.delete_user, "pool-1", node.id, "alice")[:2] == (404, "NodeUserNotFound")
@@ -458,3 +458,49 @@ def test_nsg_rules_first_match_by_priority_then_deny(account) -> None:
     assert nat_pool.allows("127.0.0.1", 5000)
     assert not nat_pool.allows("127.0.0.5", 5000)
     assert not nat_pool.allows("10.1.2.3", 5000)  # no rule matches: the NSG's default deny
+
+
+def _user_expiring_at(account: Account, expiry: datetime):
+    node = idle_node(account)
+    account.add_user("pool-1", node.id, {"name": "alice", "password": "pw", "expiryTime": expiry.isoformat()})
+    return node
+
+
+def test_linux_users_expire_at_day_precision_by_default(account, clock) -> None:
+    # As the service documents for Linux nodes: the expiry is a date; access lasts until that UTC day ends.
+    expiry = clock.now + timedelta(hours=9, minutes=30)  # 2026-01-01T09:30Z
+    node = _user_expiring_at(account, expiry)
+    clock.now = expiry + timedelta(seconds=1)
+    assert account.login_user("pool-1", node.id, "alice") is not None  # past expiryTime, same day: still in
+    clock.now = datetime(2026, 1, 1, 23, 59, 59, tzinfo=UTC)
+    assert account.login_user("pool-1", node.id, "alice") is not None
+    clock.now = datetime(2026, 1, 2, tzinfo=UTC)
+    assert account.login_user("pool-1", node.id, "alice") is None  # the day is over
+
+
+def test_second_precision_is_an_explicit_option(clock, hooks) -> None:
+    account = Account("acct", load_catalog(), clock=clock, hooks=hooks, user_expiry="second")
+    expiry = clock.now + timedelta(hours=9, minutes=30)
+    node = _user_expiring_at(account, expiry)
+    clock.now = expiry - timedelta(seconds=1)
+    assert account.login_user("pool-1", node.id, "alice") is not None
+    clock.now = expiry
+    assert account.login_user("pool-1", node.id, "alice") is None
+    with pytest.raises(ValueError):
+        Account("acct", load_catalog(), user_expiry="minute")
+
+
+def test_pool_size_limit_is_a_setting_and_inter_node_pools_stop_at_100(clock, hooks) -> None:
+    small = Account("acct", load_catalog(), clock=clock, hooks=hooks, max_nodes_per_pool=5)
+    status, code, values = code_of(small.create_pool, pool_body(nodes=6))
+    assert (status, code, values["PropertyName"]) == (400, "InvalidPropertyValue", "targetDedicatedNodes")
+    small.create_pool(pool_body(nodes=5))
+    assert code_of(small.resize_pool, "pool-1", {"targetDedicatedNodes": 3, "targetLowPriorityNodes": 3})[
+        :2
+    ] == (400, "InvalidPropertyValue")
+    big = Account("acct", load_catalog(), clock=clock, hooks=hooks)
+    body = pool_body("inter", nodes=101, enableInterNodeCommunication=True, networkConfiguration=None)
+    assert code_of(big.create_pool, body)[:2] == (400, "InvalidPropertyValue")
+    big.create_pool(
+        pool_body("inter", nodes=100, enableInterNodeCommunication=True, networkConfiguration=None)
+    )
