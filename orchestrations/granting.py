@@ -10,6 +10,7 @@ from typing import Any
 import azure.durable_functions as df
 
 from orchestrations.fan_out import ACTIVITY_RETRY, fan_out
+from orchestrations.retrying import call_batch, deadline_after
 from provisioning import progress as phases
 from provisioning.durations import format_timestamp
 from provisioning.events import connection_details, event, with_connections
@@ -27,9 +28,10 @@ def grant_on_nodes(
     """Give each job's node (`{"nodeId", "users": [names]}`) its users. Records are written `pending` before
     any user is created and turn `active` once it exists, so the app always knows what it created."""
     at = format_timestamp(context.current_utc_datetime)
+    deadline = deadline_after(context, None)  # how long Batch may stay unavailable before that counts
     node_ids = sorted({j["nodeId"] for j in jobs})
-    found = yield context.call_activity_with_retry(
-        "gather_ssh_endpoints", ACTIVITY_RETRY, {"poolId": pool_id, "nodeIds": node_ids}
+    found = yield from call_batch(
+        context, "gather_ssh_endpoints", {"poolId": pool_id, "nodeIds": node_ids}, deadline
     )
     problems = [
         {"nodeId": node_id, "state": "noendpoint", "reason": f"no SSH endpoint: {reason}"}
@@ -52,6 +54,7 @@ def grant_on_nodes(
              "owned": prepared["owned"].get(j["nodeId"], {})}
             for j in jobs
         ],
+        deadline,
     )  # fmt: skip
     wrote = yield context.call_activity_with_retry(
         "write_connection_records",
@@ -73,7 +76,8 @@ def grant_pool_access(context: df.DurableOrchestrationContext) -> Generator[Any,
     request, options = started["request"], started["options"]
     pool_id, users, request_id = request["poolId"], request["users"], request["requestId"]
     context.set_custom_status(custom_status(phases.CHECKING_POOL, pool_id, {}))
-    checked = yield context.call_activity_with_retry("inspect_pool", ACTIVITY_RETRY, {"poolId": pool_id})
+    deadline = deadline_after(context, options.get("deadlineSeconds"))
+    checked = yield from call_batch(context, "inspect_pool", {"poolId": pool_id}, deadline)
     at = format_timestamp(context.current_utc_datetime)
     if not checked["ok"]:
         output = {
@@ -99,8 +103,8 @@ def grant_pool_access(context: df.DurableOrchestrationContext) -> Generator[Any,
         {"poolId": pool_id, "createdByApp": False, "requestId": request_id, "users": users, "at": at,
          "busyUntil": format_timestamp(context.current_utc_datetime + timedelta(seconds=BUSY_SECONDS))},
     )  # fmt: skip
-    snapshot = yield context.call_activity_with_retry(
-        "poll_pool", ACTIVITY_RETRY, {"poolId": pool_id, "includeUsable": True}
+    snapshot = yield from call_batch(
+        context, "poll_pool", {"poolId": pool_id, "includeUsable": True}, deadline
     )
     usable = snapshot["usable"] or []
     # Nodes still on their way are no problem: reconcile grants them as they become usable.

@@ -11,6 +11,7 @@ import azure.durable_functions as df
 
 from orchestrations.fan_out import ACTIVITY_RETRY
 from orchestrations.granting import grant_on_nodes
+from orchestrations.retrying import TransientExhausted, call_batch, deadline_after
 from provisioning import progress as phases
 from provisioning.durations import format_timestamp
 from provisioning.events import connection_details, with_connections
@@ -50,11 +51,16 @@ def wait_for_idle_nodes(
     """Poll with durable timers and backoff: until the nodes settle, the deadline passes or it fails.
     Returns the usable nodes, the problem nodes and the allocation error when fewer nodes came."""
     deadline = context.current_utc_datetime + timedelta(seconds=options["deadlineSeconds"])
+    # A poll Batch did not answer is tried again; past the deadline one last answer is still awaited a while.
+    retry_deadline = deadline_after(context, options["deadlineSeconds"] * 2)
     interval = None
     while True:
         deadline_passed = context.current_utc_datetime >= deadline
-        snapshot = yield context.call_activity_with_retry(
-            "poll_pool", ACTIVITY_RETRY, {"poolId": run.request["poolId"], "includeUsable": deadline_passed}
+        snapshot = yield from call_batch(
+            context,
+            "poll_pool",
+            {"poolId": run.request["poolId"], "includeUsable": deadline_passed},
+            retry_deadline,
         )
         counts = snapshot["counts"]
         run.phase(
@@ -97,20 +103,21 @@ def provision_pool(context: df.DurableOrchestrationContext) -> Generator[Any, An
     request, options = started["request"], started["options"]
     pool_id, users = request["poolId"], request["users"]
     run = Run(context, request)
+    retry_deadline = deadline_after(context, options["deadlineSeconds"])
     image, grants, problems, error, written, pool_is_ours = None, [], [], None, 0, False
     allocation_error, endpoints = None, {}
     try:
         run.phase(phases.SELECTING_IMAGE)
-        chosen = yield context.call_activity_with_retry(
-            "select_pool_image", ACTIVITY_RETRY, {"poolId": pool_id, "image": request["image"]}
+        chosen = yield from call_batch(
+            context, "select_pool_image", {"poolId": pool_id, "image": request["image"]}, retry_deadline
         )
         if not chosen["ok"]:
             raise ProvisioningFailed(chosen["error"])
         image = chosen["image"]
 
         run.phase(phases.CREATING_POOL)
-        created = yield context.call_activity_with_retry(
-            "create_pool", ACTIVITY_RETRY, {"request": request, "image": image}
+        created = yield from call_batch(
+            context, "create_pool", {"request": request, "image": image}, retry_deadline
         )
         if not created["ok"]:
             raise ProvisioningFailed(created["error"])
@@ -139,6 +146,8 @@ def provision_pool(context: df.DurableOrchestrationContext) -> Generator[Any, An
         )
     except ProvisioningFailed as failure:
         error, problems = failure.error, failure.problems or problems
+    except TransientExhausted as exhausted:  # Batch stayed unavailable until the deadline
+        error = exhausted.error
     except Exception as exc:  # noqa: BLE001 - an activity failed after its retries: report it, do not lose the event
         error = {
             "code": "ActivityFailed",
@@ -156,7 +165,9 @@ def provision_pool(context: df.DurableOrchestrationContext) -> Generator[Any, An
         allocation_error=allocation_error,
     )
     if output["outcome"] == phases.FAILED and options["deletePoolOnFailure"] and pool_is_ours:
-        deleted = yield context.call_activity_with_retry("delete_pool", ACTIVITY_RETRY, {"poolId": pool_id})
+        deleted = yield from call_batch(
+            context, "delete_pool", {"poolId": pool_id}, deadline_after(context, None)
+        )
         output["poolDeleted"] = deleted["deleted"]
 
     run.phase(phases.PUBLISHING, **{k: v for k, v in output["progress"].items() if k in run.counts})

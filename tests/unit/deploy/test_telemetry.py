@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from activities.events import publish_event
-from provisioning import telemetry
 from entry.verdict import Verdict
+from provisioning import telemetry
 
 LOG = logging.getLogger("tests.telemetry")
 
