@@ -142,7 +142,12 @@ def field_path(parts: Any) -> str:
     return text or "request"
 
 
+MAX_NAME_SHOWN = 64  # an unknown field's name is shown at most this long
+
+
 def _join(parent: str, name: str) -> str:
+    if not name.isprintable() or not name or len(name) > MAX_NAME_SHOWN:
+        name = json.dumps(name[:MAX_NAME_SHOWN])  # quoted, so an empty or odd name is still visible
     return name if parent == "request" else f"{parent}.{name}"
 
 
