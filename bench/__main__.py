@@ -9,6 +9,7 @@ BENCHMARKS = {
     "batch_emulator": "bench.batch_emulator_bench",
     "host": "bench.host_bench",
     "app": "bench.app_bench",
+    "faults": "bench.fault_bench",
 }
 
 
