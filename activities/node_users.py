@@ -21,6 +21,7 @@ from provisioning import telemetry
 from provisioning.clients import batch_client
 from provisioning.durations import parse_timestamp
 from provisioning.passwords import PasswordCipher
+from provisioning.storage import ConnectionRecords
 
 bp = df.Blueprint()
 log = logging.getLogger(__name__)
@@ -107,12 +108,17 @@ def create_node_users(payload: dict) -> dict:
     pool_id, node_id = payload["poolId"], payload["nodeId"]
     owned = payload.get("owned") or {}
     attempt = int(payload.get("attempt") or 1)
+    # Users an earlier run of this same grant may have created (a crash or a lost answer cut it short).
+    attempted = ConnectionRecords(config).claim_creation(
+        pool_id, node_id, [u["name"] for u in payload["users"]]
+    )
     results: dict[str, dict[str, Any]] = {}
     transient: list[dict[str, Any]] = []
     for user in payload["users"]:
         name = user["name"]
         try:
-            action = _grant(client, pool_id, node_id, user, _password(user, cipher), owned, attempt > 1)
+            again = attempt > 1 or name in attempted
+            action = _grant(client, pool_id, node_id, user, _password(user, cipher), owned, again)
             results[name] = {"ok": True, "action": action}
         except NotOwned:
             message = (

@@ -14,7 +14,7 @@ from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
 
 from provisioning.clients import queue_client, table_client
-from provisioning.records import ACTIVE, LIVE_STATES, PENDING, SshConnectionRecord, partition_key
+from provisioning.records import ACTIVE, LIVE_STATES, PENDING, SshConnectionRecord, partition_key, row_key
 from provisioning.settings import Settings
 
 MAX_TRANSACTION = 100  # Table storage's limit per transaction (one partition)
@@ -42,6 +42,7 @@ def chunks(items: list[Any], size: int = MAX_TRANSACTION) -> Iterable[list[Any]]
 
 
 _LIVE = "(State eq 'pending' or State eq 'active')"
+CREATION_ATTEMPTED = "CreationAttemptedAt"  # on a pending record: the app has started creating that user
 
 
 class ConnectionRecords:
@@ -73,6 +74,36 @@ class ConnectionRecords:
         owned = sorted(r.row_key for r in records if existing.get(r.row_key) in LIVE_STATES)
         self.upsert([r for r in records if existing.get(r.row_key) not in LIVE_STATES])
         return owned
+
+    def claim_creation(self, pool_id: str, node_id: str, users: list[str]) -> set[str]:
+        """Mark the `pending` records of these users on this node as "creation attempted" before the users
+        are created. Returns the users whose record was already marked: an earlier attempt (cut short by a
+        crash or a lost answer) may have created them, so a NodeUserExists for them is the app's own user."""
+        pk, wanted = partition_key(pool_id), {row_key(node_id, name): name for name in users}
+        entities = self._table.query_entities(
+            "PartitionKey eq @pk and RowKey ge @low and RowKey lt @high",
+            parameters={"pk": pk, "low": f"{node_id}|", "high": f"{node_id}}}"},
+            select=["RowKey", "State", CREATION_ATTEMPTED],
+        )
+        attempted, unmarked = set(), []
+        for entity in entities:
+            name = wanted.get(entity["RowKey"])
+            if name is None or entity.get("State") != PENDING:
+                continue
+            if entity.get(CREATION_ATTEMPTED):
+                attempted.add(name)
+            else:
+                unmarked.append(entity["RowKey"])
+        now = datetime.now(UTC)
+        merge = {"mode": UpdateMode.MERGE}
+        for batch in chunks(unmarked):
+            self._table.submit_transaction(
+                [
+                    ("update", {"PartitionKey": pk, "RowKey": rk, CREATION_ATTEMPTED: now}, merge)
+                    for rk in batch
+                ]
+            )
+        return attempted
 
     def drop_pending(self, pool_id: str, row_keys: list[str]) -> int:
         """Delete `pending` records whose user turned out not to be the app's to create."""

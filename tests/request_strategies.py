@@ -178,7 +178,7 @@ def mutated(draw, kind: str):
         return body, field_path(path)
     if mutation == "number":
         path = ("users", 0, "admin") if kind == "grant" else ("nodes", "dedicated")
-        _set(body, path, draw(st.sampled_from([-1, 10**19, -(10**19), 1e300, 2.5, 0.0])))
+        _set(body, path, draw(st.sampled_from([-1, 10**19, -(10**19), 1e300, 2.5, 0.5])))
         return body, field_path(path)
     paths = [p for p in _paths(body) if not isinstance(p[-1], int) or len(p) > 1]
     path = draw(st.sampled_from(paths))
