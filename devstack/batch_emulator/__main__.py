@@ -97,6 +97,19 @@ def build_parser() -> argparse.ArgumentParser:
         "communication: at most 100, as the service documents). Default: %(default)s",
     )
     parser.add_argument(
+        "--dedicated-core-quota",
+        type=int,
+        default=None,
+        help="the account's dedicated core quota (cores of the catalog's vmSizes); an allocation beyond it "
+        "grants what fits and records AccountCoreQuotaReached on the pool. Default: unlimited",
+    )
+    parser.add_argument(
+        "--low-priority-core-quota",
+        type=int,
+        default=None,
+        help="the same for low-priority (spot) nodes: AccountLowPriorityCoreQuotaReached. Default: unlimited",
+    )
+    parser.add_argument(
         "--exit-with-parent",
         action="store_true",
         help="stop when the process that started the emulator goes away (used by the launcher)",
@@ -123,6 +136,9 @@ def _config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple[
         parser.error("--port must be between 0 and 65535")
     if args.max_nodes_per_pool < 1:
         parser.error("--max-nodes-per-pool must be at least 1")
+    for name in ("dedicated_core_quota", "low_priority_core_quota"):
+        if getattr(args, name) is not None and getattr(args, name) < 0:
+            parser.error(f"--{name.replace('_', '-')} must be at least 0")
     key = args.key or os.environ.get(KEY_ENV) or DEV_KEY
     try:
         base64.b64decode(key, validate=True)
@@ -143,6 +159,8 @@ def _config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple[
         data_dir=data_dir.resolve(),
         user_expiry=args.user_expiry,
         max_nodes_per_pool=args.max_nodes_per_pool,
+        dedicated_core_quota=args.dedicated_core_quota,
+        low_priority_core_quota=args.low_priority_core_quota,
         access_log=args.access_log,
     )
     return config, temporary

@@ -97,9 +97,9 @@ def _image(entry: Any, source: Path, index: int) -> SupportedImage:
             datetime.fromisoformat(str(eol).replace("Z", "+00:00"))
         except ValueError as exc:
             raise CatalogError(f"{where}.batchSupportEndOfLife must be an ISO 8601 date-time") from exc
-    full = {"capabilities": [], "batchSupportEndOfLife": None, **entry}
-    if full["batchSupportEndOfLife"] is None:
-        del full["batchSupportEndOfLife"]
+    # The service omits what an image does not have: no `capabilities` when there are none, no
+    # `batchSupportEndOfLife` when none is announced (the specification's ListSupportedImages example).
+    full = {key: value for key, value in entry.items() if value is not None and value != []}
     return SupportedImage(full)
 
 

@@ -114,12 +114,16 @@ IMAGE_PROPERTIES: tuple[str, ...] = (
 )
 NODE_COUNTS_PROPERTIES: tuple[str, ...] = ("poolId", "dedicated", "lowPriority")
 
-# Response headers each operation carries besides request-id (and client-request-id when asked for with
-# `return-client-request-id: true`): the specification's `responses.<status>.headers`.
+# Response headers each operation carries besides request-id and DataServiceVersion (and client-request-id
+# only when asked for with `return-client-request-id: true`): the specification's
+# `responses.<status>.headers`, plus `Location` on creates, which the service's recorded answers carry (Azure
+# CLI test recordings: a 201 from create pool has Location and DataServiceId, both the new pool's URL). For
+# actions (resize, stopresize, removenodes) the recorded DataServiceId is the action's own URL.
 ENTITY = ("ETag", "Last-Modified")
 ENTITY_WITH_ID = ("DataServiceId", "ETag", "Last-Modified")
+CREATED = ("DataServiceId", "Location", "ETag", "Last-Modified")
 OPERATION_HEADERS: dict[str, tuple[str, ...]] = {
-    "create_pool": ENTITY_WITH_ID,
+    "create_pool": CREATED,
     "get_pool": ENTITY,
     "pool_exists": ENTITY,
     "delete_pool": (),
@@ -128,7 +132,7 @@ OPERATION_HEADERS: dict[str, tuple[str, ...]] = {
     "remove_nodes": ENTITY_WITH_ID,
     "get_node": ENTITY,
     "get_node_remote_login_settings": ENTITY,
-    "create_node_user": ENTITY_WITH_ID,
+    "create_node_user": CREATED,
     "replace_node_user": ENTITY_WITH_ID,
     "delete_node_user": (),
 }

@@ -88,6 +88,10 @@ class ControlApi:
                 "sshNetwork": str(self.runtime.addresses.network),
                 "userExpiry": self.runtime.account.user_expiry,
                 "maxNodesPerPool": self.runtime.account.max_nodes_per_pool,
+                "coreQuotas": {
+                    "dedicated": self.runtime.account.core_quotas[True],
+                    "lowPriority": self.runtime.account.core_quotas[False],
+                },
                 **self.runtime.stats(),
             }
         )

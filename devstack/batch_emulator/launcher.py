@@ -69,7 +69,8 @@ class BatchEmulatorEndpoint:
 
     def inject_fault(self, operation: str = "*", **spec: Any) -> dict:
         """An HTTP fault for `operation` (an SDK method name such as 'get_pool', or '*'): status=429|500|503,
-        drop=True, latency_ms=..., retry_after=..., count=N (next N calls) or rate=0..1."""
+        drop=True, latency_ms=..., retry_after=..., count=N (next N calls) or rate=0..1; after=True performs
+        the operation first and then answers 500 or drops the connection (status=500 or drop=True)."""
         names = {"latency_ms": "latencyMs", "retry_after": "retryAfter"}
         return self.control(
             "POST", "faults", {"operation": operation, **{names.get(k, k): v for k, v in spec.items()}}
@@ -155,10 +156,12 @@ def start_batch_emulator(
     catalog: Path | None = None,
     timing: str = "fast",
     log_path: Path | None = None,
+    user_expiry: str | None = None,
     extra_args: list[str] | None = None,
 ) -> tuple[ManagedProcess, BatchEmulatorEndpoint]:
     """Launch `python -m devstack.batch_emulator` on a free loopback port (node data under work_dir/data) and
-    wait until GET /_emulator/health answers."""
+    wait until GET /_emulator/health answers. `user_expiry="second"` makes node users stop logging in exactly
+    at expiryTime instead of at the end of its day (the service's Linux behaviour, the default)."""
     work_dir.mkdir(parents=True, exist_ok=True)
     chosen_port = port or free_port(LOOPBACK)
     argv = python_module_argv(
@@ -177,6 +180,8 @@ def start_batch_emulator(
         argv += ["--ssh-network", ssh_network]
     if catalog:
         argv += ["--catalog", str(catalog)]
+    if user_expiry:
+        argv += ["--user-expiry", user_expiry]
     argv += list(extra_args or [])
     proc = start_process(
         "batch-emulator",

@@ -69,6 +69,8 @@ class EmulatorRuntime:
         base_url: str = "",
         user_expiry: str = models.USER_EXPIRY_DAY,
         max_nodes_per_pool: int = models.specs.MAX_NODES_PER_POOL,
+        dedicated_core_quota: int | None = None,
+        low_priority_core_quota: int | None = None,
     ) -> None:
         self.account = Account(
             account_name,
@@ -76,6 +78,8 @@ class EmulatorRuntime:
             hooks=self,
             user_expiry=user_expiry,
             max_nodes_per_pool=max_nodes_per_pool,
+            dedicated_core_quota=dedicated_core_quota,
+            low_priority_core_quota=low_priority_core_quota,
         )
         self.timing = timing
         self.data_dir = data_dir

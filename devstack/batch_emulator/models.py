@@ -282,6 +282,15 @@ class Pool:
         self.etag = _etag(now, self.seq)
 
 
+def _quota_error(dedicated: bool) -> ResizeError:
+    if dedicated:
+        return ResizeError("AccountCoreQuotaReached", "The specified account has reached VM core quota limit")
+    return ResizeError(
+        "AccountLowPriorityCoreQuotaReached",
+        "The specified account has reached VM low priority core quota limit",
+    )
+
+
 def _etag(now: datetime, seq: int) -> str:
     ticks = int((now - datetime(1, 1, 1, tzinfo=UTC)).total_seconds() * 10_000_000) + seq
     return f"0x{ticks:X}"
@@ -299,11 +308,16 @@ class Account:
         hooks: LifecycleHooks | None = None,
         user_expiry: str = USER_EXPIRY_DAY,
         max_nodes_per_pool: int = specs.MAX_NODES_PER_POOL,
+        dedicated_core_quota: int | None = None,
+        low_priority_core_quota: int | None = None,
     ) -> None:
         if user_expiry not in USER_EXPIRY_PRECISIONS:
             raise ValueError(f"user_expiry must be one of {', '.join(USER_EXPIRY_PRECISIONS)}")
         self.user_expiry = user_expiry
         self.max_nodes_per_pool = max_nodes_per_pool
+        # The account's core quotas (None: unlimited). As on the service, a quota does not refuse the create
+        # or resize call: the allocation grants what fits and records AccountCoreQuotaReached on the pool.
+        self.core_quotas = {True: dedicated_core_quota, False: low_priority_core_quota}
         self.name = name
         self.catalog = catalog
         self.clock = clock
@@ -458,8 +472,14 @@ class Account:
         budget = limit if limit is not None else sum(max(0, n) for _, n in wanted)
         added: list[Node] = []
         short = False
+        quota_errors: list[ResizeError] = []
         for dedicated, count in wanted:
-            for _ in range(max(0, count)):
+            count = max(0, count)
+            fits = self._nodes_within_core_quota(pool, dedicated)
+            if fits is not None and fits < count:
+                count = fits
+                quota_errors.append(_quota_error(dedicated))
+            for _ in range(count):
                 if budget <= 0:
                     short = True
                     break
@@ -469,8 +489,22 @@ class Account:
             pool.resize_errors.append(
                 error or ResizeError("AllocationFailed", "Desired number of nodes could not be allocated.")
             )
+        pool.resize_errors.extend(quota_errors)
         self._settle(pool, now)
         return added
+
+    def _nodes_within_core_quota(self, pool: Pool, dedicated: bool) -> int | None:
+        """How many more nodes of this kind fit in the account's core quota (None: no quota)."""
+        quota = self.core_quotas[dedicated]
+        if quota is None:
+            return None
+        used = sum(
+            self.catalog.vm_size_cores(p.spec.vm_size) or 1
+            for p in self._pools.values()
+            for n in p.nodes.values()
+            if n.is_dedicated == dedicated and n.state != NodeState.LEAVING_POOL
+        )
+        return max(0, quota - used) // (self.catalog.vm_size_cores(pool.spec.vm_size) or 1)
 
     def fail_allocation(self, pool_id: str, error: ResizeError) -> None:
         """The whole pending allocation failed (e.g. a quota of zero): steady, no new nodes, one resize

@@ -68,21 +68,40 @@ def pool_json(pool: Pool, base_url: str) -> dict[str, Any]:
         }
     )
     if body.get("networkConfiguration") is not None:
-        data["networkConfiguration"] = body["networkConfiguration"]
+        data["networkConfiguration"] = canonical_enums(body["networkConfiguration"])
     if pool.spec.start_task is not None:
         data["startTask"] = start_task_json(pool)
     data["taskSlotsPerNode"] = int(body.get("taskSlotsPerNode") or 1)
-    data["taskSchedulingPolicy"] = body.get("taskSchedulingPolicy") or {"nodeFillType": "spread"}
+    data["taskSchedulingPolicy"] = canonical_enums(
+        body.get("taskSchedulingPolicy") or {"nodeFillType": "spread"}
+    )
     if body.get("metadata"):
         data["metadata"] = body["metadata"]
     return data
+
+
+# Enum-valued properties the emulator echoes from a request; the service answers with its own spelling of the
+# value (lower camel case), whatever casing the client sent.
+ENUM_PROPERTIES = frozenset({"protocol", "access", "scope", "elevationLevel", "nodeFillType"})
+
+
+def canonical_enums(value: Any) -> Any:
+    """A copy of request JSON with the enum properties above in the service's casing ("TCP" -> "tcp")."""
+    if isinstance(value, dict):
+        return {
+            k: (v.lower() if k in ENUM_PROPERTIES and isinstance(v, str) else canonical_enums(v))
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [canonical_enums(v) for v in value]
+    return value
 
 
 def start_task_json(pool: Pool) -> dict[str, Any]:
     task = pool.spec.start_task
     assert task is not None
     return {
-        **task.body,
+        **canonical_enums(task.body),
         "maxTaskRetryCount": task.max_task_retry_count,
         "waitForSuccess": task.wait_for_success,
     }

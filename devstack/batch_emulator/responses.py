@@ -27,8 +27,9 @@ from devstack.batch_emulator.conformance import (
 from devstack.batch_emulator.lifecycle import EmulatorRuntime
 from devstack.batch_emulator.odata import ODataError, apply_select, parse_filter, parse_select
 
-JSON_TYPE = "application/json;odata=minimalmetadata;streaming=true;charset=utf-8"
+JSON_TYPE = "application/json;odata=minimalmetadata"  # as the service's recorded answers show it
 MAX_RESULTS = 1000
+
 
 def base_url(request: web.Request) -> str:
     return f"{request.scheme}://{request.host}"
@@ -287,12 +288,13 @@ class BatchResponses:
 
 def _headers(operation: str, url: str, etag: str, last_modified: datetime) -> dict[str, str]:
     """The response headers the specification gives `operation` (besides request-id)."""
-    values = {"DataServiceId": url, "ETag": etag, "Last-Modified": _http_date(last_modified)}
+    values = {"DataServiceId": url, "Location": url, "ETag": etag, "Last-Modified": _http_date(last_modified)}
     return {name: values[name] for name in OPERATION_HEADERS[operation]}
 
 
 def _pool_headers(request: web.Request, operation: str, pool: Any) -> dict[str, str]:
-    return _headers(operation, render.pool_url(base_url(request), pool.id), pool.etag, pool.last_modified)
+    """Headers of a pool action (resize, stopresize, removenodes): DataServiceId is the action's URL."""
+    return _headers(operation, f"{base_url(request)}{request.path}", pool.etag, pool.last_modified)
 
 
 def _user_url(request: web.Request, pool_id: str, node_id: str, name: str) -> str:

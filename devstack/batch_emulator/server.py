@@ -18,6 +18,7 @@ from devstack.batch_emulator import exceptions as errors
 from devstack.batch_emulator.catalog import Catalog
 from devstack.batch_emulator.conformance import API_VERSIONS
 from devstack.batch_emulator.control import PREFIX, ControlApi
+from devstack.batch_emulator.faults import HttpFault
 from devstack.batch_emulator.lifecycle import EmulatorRuntime
 from devstack.batch_emulator.render import timestamp
 from devstack.batch_emulator.responses import BatchResponses, json_response, with_metadata
@@ -55,6 +56,8 @@ class EmulatorConfig:
     access_log: bool = False
     user_expiry: str = "day"
     max_nodes_per_pool: int = 2000
+    dedicated_core_quota: int | None = None
+    low_priority_core_quota: int | None = None
 
 
 def build_app(runtime: EmulatorRuntime, *, key: str, timing_name: str) -> web.Application:
@@ -143,7 +146,7 @@ async def _batch(request: web.Request, handler, runtime: EmulatorRuntime, key: s
     return _fail(request, fault, operation)
 
 
-def _fail(request: web.Request, fault, operation: str) -> web.Response:  # noqa: ANN001 - faults.HttpFault
+def _fail(request: web.Request, fault: HttpFault, operation: str) -> web.Response:
     if fault.drop:
         # Cut the TCP connection without an answer; the response below is never written.
         if request.transport is not None:
@@ -172,6 +175,8 @@ class EmulatorServer:
             ssh_network=cfg.ssh_network,
             user_expiry=cfg.user_expiry,
             max_nodes_per_pool=cfg.max_nodes_per_pool,
+            dedicated_core_quota=cfg.dedicated_core_quota,
+            low_priority_core_quota=cfg.low_priority_core_quota,
         )
         app = build_app(self.runtime, key=cfg.key, timing_name=cfg.timing_name)
         self._runner = web.AppRunner(app, access_log=log if cfg.access_log else None, handle_signals=False)

@@ -1,6 +1,10 @@
-"""Expiry: the cleanup timer deletes users whose access ran out from their nodes and marks records expired."""
+"""Expiry: the cleanup timer deletes users whose access ran out from their nodes and marks records expired.
+The emulator runs with the service's day-precise Linux expiry, so a node alone would keep the user until the
+end of the expiry's day: only the app's cleanup ends access on time."""
 
 from __future__ import annotations
+
+from datetime import datetime
 
 from devstack.process import wait_until
 
@@ -17,6 +21,14 @@ def test_the_timer_takes_expired_access_away(stack, keys):
     state = stack.wait_for_phase(pool_id)
     assert state["phase"] == "completed", state
 
+    # What the nodes themselves would do: keep alice past her expiry, until her expiry's UTC day is over.
+    assert stack.batch.health()["userExpiry"] == "day"
+    _, body = stack.connections(pool_id)
+    alice_expires = {c["expiresAt"] for c in body["connections"] if c["user"] == "alice"}
+    for node in stack.batch.pool_nodes(pool_id)["nodes"]:
+        (alice,) = [u for u in node["userAccounts"] if u["name"] == "alice"]
+        assert all(_instant(alice["loginUntil"]) > _instant(expires) for expires in alice_expires)
+
     def alice_expired() -> bool:
         _, body = stack.connections(pool_id)
         return {c["state"] for c in body["connections"] if c["user"] == "alice"} == {"expired"}
@@ -31,8 +43,12 @@ def test_the_timer_takes_expired_access_away(stack, keys):
             assert record["state"] == "active"
             assert ssh(keys["bob"], "bob", record["ip"], record["port"]).returncode == 0
     for node in stack.batch.pool_nodes(pool_id)["nodes"]:
-        assert node["users"] == ["bob"]  # the app deleted alice from every node
+        assert node["users"] == ["bob"]  # the app's cleanup deleted alice from every node
     event = stack.wait_for_event(
         lambda e: e["type"] == "access-expired" and e["poolId"] == pool_id, "expired"
     )
     assert event["users"] == ["alice"]
+
+
+def _instant(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))

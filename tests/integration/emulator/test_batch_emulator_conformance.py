@@ -84,7 +84,7 @@ def test_get_pool_answer_shape_and_headers(batch_emulator, batch_client, make_po
     pool_id = make_pool(0, ssh=False)
     response = send(batch_client, "GET", f"/pools/{pool_id}")
     assert response.status_code == 200
-    assert response.headers["Content-Type"].startswith("application/json;odata=minimalmetadata")
+    assert response.headers["Content-Type"] == "application/json;odata=minimalmetadata"
     assert {"ETag", "Last-Modified", "request-id"} <= set(response.headers)
     assert "DataServiceId" not in response.headers and "client-request-id" not in response.headers
     body = response.json()
@@ -124,8 +124,8 @@ def test_each_user_and_pool_operation_carries_the_specified_headers(
         **content,
     )
     assert created.status_code == 201 and created.text() == ""
-    assert created.headers["DataServiceId"] == user_url
-    assert {"ETag", "Last-Modified"} <= set(created.headers) and "Location" not in created.headers
+    assert created.headers["DataServiceId"] == created.headers["Location"] == user_url
+    assert {"ETag", "Last-Modified"} <= set(created.headers)
 
     replaced = send(
         batch_client,
@@ -174,11 +174,24 @@ def test_create_pool_headers(batch_emulator, batch_client, make_pool, ubuntu_ima
     )
     try:
         assert response.status_code == 201 and response.text() == ""
-        assert response.headers["DataServiceId"] == f"{batch_emulator.url}/pools/{pool_id}b"
+        url = f"{batch_emulator.url}/pools/{pool_id}b"
+        assert response.headers["DataServiceId"] == response.headers["Location"] == url
         assert {"ETag", "Last-Modified", "request-id"} <= set(response.headers)
-        assert "Location" not in response.headers
     finally:
         send(batch_client, "DELETE", f"/pools/{pool_id}b")
+
+
+def test_pool_actions_name_themselves_in_data_service_id(batch_emulator, batch_client, make_pool) -> None:
+    pool_id = make_pool(0, ssh=False)
+    content = {"headers": {"content-type": "application/json; odata=minimalmetadata"}}
+    resized = send(
+        batch_client, "POST", f"/pools/{pool_id}/resize", json={"targetDedicatedNodes": 0}, **content
+    )
+    assert resized.status_code == 202
+    assert resized.headers["DataServiceId"] == f"{batch_emulator.url}/pools/{pool_id}/resize"
+    stopped = send(batch_client, "POST", f"/pools/{pool_id}/stopresize")
+    assert stopped.status_code == 202
+    assert stopped.headers["DataServiceId"] == f"{batch_emulator.url}/pools/{pool_id}/stopresize"
 
 
 def test_error_body_shape(batch_client) -> None:
@@ -188,3 +201,21 @@ def test_error_body_shape(batch_client) -> None:
     assert list(body)[:3] == ["odata.metadata", "code", "message"]
     assert body["code"] == "PoolNotFound" and body["message"]["lang"] == "en-US"
     assert body["values"] == [{"key": "PoolId", "value": "no-such-pool"}]
+
+
+def test_supported_images_omit_what_an_image_does_not_have(batch_client) -> None:
+    images = send(batch_client, "GET", "/supportedimages").json()["value"]
+    assert images
+    for image in images:
+        assert image.get("capabilities", ["x"]) != []  # absent, never an empty list
+        assert "batchSupportEndOfLife" not in image or image["batchSupportEndOfLife"]
+    assert any("batchSupportEndOfLife" not in image for image in images)
+
+
+def test_filter_takes_model_properties_the_pool_does_not_set(batch_client, make_pool) -> None:
+    pool_id = make_pool(0, ssh=False)
+    named = list(batch_client.list_pools(filter=f"id eq '{pool_id}' and displayName eq null"))
+    assert [p.id for p in named] == [pool_id]
+    assert list(batch_client.list_pools(filter=f"id eq '{pool_id}' and autoScaleFormula ne null")) == []
+    response = send(batch_client, "GET", "/pools?$filter=noSuchProperty eq 1")
+    assert response.status_code == 400 and response.json()["code"] == "InvalidQueryParameterValue"

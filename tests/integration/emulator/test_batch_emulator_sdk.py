@@ -489,3 +489,28 @@ def test_request_dated_outside_15_minutes_gets_403(batch_client) -> None:
     with pytest.raises(HttpResponseError) as info:
         batch_client.list_pools(ocp_date=datetime.now(UTC) - timedelta(minutes=20)).next()
     assert info.value.status_code == 403
+
+
+def test_core_quota_setting_shows_as_the_service_resize_error(tmp_path, ubuntu_image) -> None:
+    # --dedicated-core-quota 5 with 2-core nodes: a 4-node pool is created and gets 2 nodes.
+    proc, endpoint = start_batch_emulator(tmp_path / "emulator", extra_args=["--dedicated-core-quota", "5"])
+    try:
+        client = endpoint.client()
+        client.create_pool(
+            m.BatchPoolCreateOptions(
+                id="quota",
+                vm_size="standard_d2s_v3",
+                virtual_machine_configuration=m.VirtualMachineConfiguration(
+                    image_reference=ubuntu_image.image_reference,
+                    node_agent_sku_id=ubuntu_image.node_agent_sku_id,
+                ),
+                target_dedicated_nodes=4,
+            )
+        )
+        wait_until(lambda: client.get_pool("quota").allocation_state == "steady", 60, "a steady pool")
+        pool = client.get_pool("quota")
+        assert (pool.current_dedicated_nodes, pool.target_dedicated_nodes) == (2, 4)
+        assert [e.code for e in pool.resize_errors] == ["AccountCoreQuotaReached"]
+        assert endpoint.health()["coreQuotas"] == {"dedicated": 5, "lowPriority": None}
+    finally:
+        proc.stop()

@@ -14,8 +14,10 @@ import asyncssh
 import pytest
 from azure.batch import models as m
 
+from devstack.batch_emulator.launcher import start_batch_emulator
 from devstack.process import wait_until
 from devstack.ssh_client import run_with_password
+from tests.fixtures.batch_emulator import random_ssh_network
 
 from .conftest import processes_with
 
@@ -215,3 +217,40 @@ def test_client_disconnect_ends_the_remote_command(batch_client, ssh_pool, rsa_k
         client.kill()
         client.wait()
     wait_until(lambda: not processes_with(token), 30, "the remote command to end")
+
+
+def test_second_precise_expiry_is_an_explicit_option(tmp_path, ubuntu_image, rsa_key, tools) -> None:
+    # `--user-expiry second`: logins stop at expiryTime itself (for tests; not the service's way).
+    proc, endpoint = start_batch_emulator(
+        tmp_path / "emulator", ssh_network=random_ssh_network(), user_expiry="second"
+    )
+    try:
+        assert endpoint.health()["userExpiry"] == "second"
+        client = endpoint.client()
+        client.create_pool(
+            m.BatchPoolCreateOptions(
+                id="exact-expiry",
+                vm_size="standard_d2s_v3",
+                virtual_machine_configuration=m.VirtualMachineConfiguration(
+                    image_reference=ubuntu_image.image_reference,
+                    node_agent_sku_id=ubuntu_image.node_agent_sku_id,
+                ),
+                target_dedicated_nodes=1,
+                network_configuration=tools.ssh_nat_pool(),
+            )
+        )
+        wait_until(
+            lambda: [n.state for n in client.list_nodes("exact-expiry")] == ["idle"], 60, "an idle node"
+        )
+        (node,) = client.list_nodes("exact-expiry")
+        login = client.get_node_remote_login_settings("exact-expiry", node.id)
+        ip, port = login.remote_login_ip_address, login.remote_login_port
+        now = datetime.now(UTC)
+        expired = max(now - timedelta(seconds=5), now.replace(hour=0, minute=0, second=0, microsecond=0))
+        tools.add_user(client, "exact-expiry", node.id, "past", rsa_key, expires_in=expired - now)
+        tools.add_user(client, "exact-expiry", node.id, "future", rsa_key)
+        refused = tools.ssh(rsa_key, "past", ip, port, "true")
+        assert refused.returncode == 255 and "Permission denied" in refused.stderr
+        assert tools.ssh(rsa_key, "future", ip, port, "true").returncode == 0
+    finally:
+        proc.stop()

@@ -36,6 +36,18 @@ def test_latency_adds_up_and_500_has_no_retry_after() -> None:
     assert fault.status == 500 and fault.retry_after is None
 
 
+def test_after_faults_are_picked_like_the_others_and_say_so() -> None:
+    registry = FaultRegistry()
+    registry.add_http({"operation": "create_pool", "status": 500, "after": True, "count": 1})
+    registry.add_http({"operation": "delete_node_user", "drop": True, "after": True, "count": 1})
+    _, fault = registry.pick("create_pool")
+    assert fault.after and fault.status == 500 and fault.retry_after is None
+    _, fault = registry.pick("delete_node_user")
+    assert fault.after and fault.drop
+    assert registry.pick("create_pool") == (0.0, None)
+    assert registry.counters()["injected"] == {"create_pool": 1, "delete_node_user": 1}
+
+
 @pytest.mark.parametrize(
     "spec, message",
     [
@@ -46,6 +58,9 @@ def test_latency_adds_up_and_500_has_no_retry_after() -> None:
         ({"status": 503, "rate": 2}, "'rate' must be between 0 and 1"),
         ({"drop": True, "status": 500}, "either 'status' or 'drop'"),
         ({"status": 500, "colour": "red"}, "unknown field(s) colour"),
+        ({"status": 503, "after": True}, "'after' the operation is 'drop': true or 'status': 500"),
+        ({"latencyMs": 10, "after": True}, "'after' the operation is 'drop': true or 'status': 500"),
+        ({"status": 500, "after": "yes"}, "'after' must be true or false"),
     ],
 )
 def test_bad_http_faults_are_explained(spec, message) -> None:

@@ -504,3 +504,41 @@ def test_pool_size_limit_is_a_setting_and_inter_node_pools_stop_at_100(clock, ho
     big.create_pool(
         pool_body("inter", nodes=100, enableInterNodeCommunication=True, networkConfiguration=None)
     )
+
+
+def test_echoed_enums_come_back_in_the_service_spelling() -> None:
+    from devstack.batch_emulator.render import canonical_enums
+
+    sent = {
+        "inboundNATPools": [
+            {"name": "SSH", "protocol": "TCP", "networkSecurityGroupRules": [{"access": "Allow"}]}
+        ],
+        "userIdentity": {"autoUser": {"scope": "Pool", "elevationLevel": "Admin"}},
+        "commandLine": "Echo KEEP",
+    }
+    assert canonical_enums(sent) == {
+        "inboundNATPools": [
+            {"name": "SSH", "protocol": "tcp", "networkSecurityGroupRules": [{"access": "allow"}]}
+        ],
+        "userIdentity": {"autoUser": {"scope": "pool", "elevationLevel": "admin"}},
+        "commandLine": "Echo KEEP",
+    }
+
+
+def test_core_quota_grants_what_fits_and_records_the_service_error(clock, hooks) -> None:
+    # standard_d2s_v3 has 2 cores: a 9-core dedicated quota fits 4 nodes.
+    account = Account("acct", load_catalog(), clock=clock, hooks=hooks, dedicated_core_quota=9)
+    account.create_pool(pool_body("first", nodes=3))
+    assert len(account.allocate_nodes("first")) == 3
+    assert account.get_pool("first").resize_errors == []
+    account.create_pool(pool_body("second", nodes=3))
+    assert len(account.allocate_nodes("second")) == 1  # 6 of 9 cores used: one more 2-core node fits
+    (error,) = account.get_pool("second").resize_errors
+    assert (error.code, error.message) == (
+        "AccountCoreQuotaReached",
+        "The specified account has reached VM core quota limit",
+    )
+    low = Account("acct", load_catalog(), clock=clock, hooks=hooks, low_priority_core_quota=0)
+    low.create_pool(pool_body("spot", nodes=1, targetLowPriorityNodes=2))
+    assert [n.is_dedicated for n in low.allocate_nodes("spot")] == [True]
+    assert [e.code for e in low.get_pool("spot").resize_errors] == ["AccountLowPriorityCoreQuotaReached"]
