@@ -47,10 +47,7 @@ bench: setup
 	$(PY) -m bench
 
 clean:
-<<<<<<< HEAD
 	rm -rf $(VENV) node_modules .devstack .pytest_cache .ruff_cache dist
-=======
-	rm -rf $(VENV) node_modules .devstack .pytest_cache .ruff_cache
 
 # The Batch emulator walked by the Azure CLI (`az batch`), installed on demand into its own venv (about 700 MB,
 # so not part of `make test`; the JavaScript SDK walk is).
@@ -62,4 +59,3 @@ az-walk: setup $(AZ_CLI_VENV)/bin/az
 $(AZ_CLI_VENV)/bin/az:
 	$(PYTHON) -m venv $(AZ_CLI_VENV)
 	$(AZ_CLI_VENV)/bin/pip install --quiet --disable-pip-version-check azure-cli==2.91.0
->>>>>>> emulator
