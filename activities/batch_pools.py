@@ -1,5 +1,7 @@
 """Pool activities on Azure Batch: pick the image, create the pool, poll it, list its nodes and SSH endpoints,
-delete it."""
+delete it. Each answers `{"transient": error}` when Batch throttled, failed on its side or the connection
+dropped (activities/_common.transient_answers), and is safe to run again after such a fault struck after
+Batch acted: PoolExists with the same spec is success, a pool already gone or going is deleted."""
 
 from __future__ import annotations
 
@@ -11,7 +13,14 @@ import azure.durable_functions as df
 from azure.batch import models
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 
-from activities._common import error_code, is_client_error, is_transient, service_error, settings
+from activities._common import (
+    error_code,
+    is_client_error,
+    is_transient,
+    service_error,
+    settings,
+    transient_answers,
+)
 from provisioning.clients import batch_client
 from provisioning.images import ImageSelectionError, select_image
 from provisioning.nodes import classify_node_state, missing_pool_snapshot, summarize_pool
@@ -208,4 +217,4 @@ for _activity in (
     survey_pool,
     gather_ssh_endpoints,
 ):
-    bp.activity_trigger(input_name="payload")(_activity)
+    bp.activity_trigger(input_name="payload")(transient_answers(_activity))

@@ -24,7 +24,7 @@ import azure.durable_functions as df
 from azure.batch import models
 from azure.core.exceptions import AzureError, HttpResponseError, ResourceExistsError, ResourceNotFoundError
 
-from activities._common import error_code, is_transient, service_error, settings
+from activities._common import error_code, is_transient, service_error, settings, transient_error
 from provisioning import telemetry
 from provisioning.clients import async_batch_client, batch_client
 from provisioning.durations import parse_timestamp
@@ -114,6 +114,9 @@ def _password(user: dict[str, Any], cipher: PasswordCipher | None) -> str | None
 async def _create(
     client: Any, pool_id: str, node_id: str, user: dict[str, Any], password: str | None
 ) -> None:
+    # No silent retry of the POST inside the SDK: a create whose answer was lost must come back as transient
+    # (a `retry` with attempt > 1, where NodeUserExists is the app's own user), never as a NodeUserExists that
+    # would look like someone else's user.
     await client.create_node_user(
         pool_id,
         node_id,
@@ -124,6 +127,7 @@ async def _create(
             password=password,
             ssh_public_key=user.get("sshPublicKey"),
         ),
+        retry_total=0,
     )
 
 
@@ -187,7 +191,7 @@ async def _grant_one(
         return {"ok": False, "error": {"code": NOT_OWNED, "message": message}}
     except AzureError as exc:
         if is_transient(exc):
-            return {"ok": False, "transient": True, "error": service_error(exc)}
+            return {"ok": False, "transient": True, "error": transient_error(exc)}
         if not isinstance(exc, HttpResponseError):
             raise
         return {"ok": False, "error": service_error(exc)}
@@ -320,26 +324,35 @@ async def grant_node_users(payload: dict) -> dict:
 
 
 def delete_node_users(payload: dict) -> dict:
-    """Delete users from one node; a user, node or pool that is already gone counts as done. A transient
-    error raises, so the orchestration runs the (idempotent) deletion again."""
+    """Delete users from one node; a user, node or pool that is already gone counts as done. Users whose
+    deletion met a transient error are handed back as `retry`, so the orchestration runs the (idempotent)
+    deletion of those again later."""
     client = batch_client(settings())
     pool_id, node_id = payload["poolId"], payload["nodeId"]
     results: dict[str, dict[str, Any]] = {}
+    transient: list[str] = []
     for name in payload["users"]:
         try:
             client.delete_node_user(pool_id, node_id, name)
             results[name] = {"ok": True, "result": "deleted"}
         except ResourceNotFoundError as exc:  # NodeUserNotFound, NodeNotFound, PoolNotFound
             results[name] = {"ok": True, "result": "gone", "code": error_code(exc)}
-        except HttpResponseError as exc:
+        except AzureError as exc:
             if is_transient(exc):
+                results[name] = {"ok": False, "transient": True, "error": transient_error(exc)}
+                transient.append(name)
+                continue
+            if not isinstance(exc, HttpResponseError):
                 raise
             if error_code(exc) in NODE_GONE:
                 results[name] = {"ok": True, "result": "gone", "code": error_code(exc)}
             else:
                 results[name] = {"ok": False, "error": service_error(exc)}
     telemetry.log_user_deletions(log, pool_id, node_id, results)
-    return {"poolId": pool_id, "nodeId": node_id, "users": results}
+    result: dict[str, Any] = {"poolId": pool_id, "nodeId": node_id, "users": results}
+    if transient:
+        result["retry"] = {**payload, "users": transient}
+    return result
 
 
 for _activity in (grant_node_users, delete_node_users):

@@ -12,6 +12,7 @@ BENCHMARKS = {
     "host": "bench.host_bench",
     "app": "bench.app_bench",
     "access": "bench.access_bench",
+    "faults": "bench.fault_bench",
 }
 
 

@@ -10,8 +10,8 @@ from urllib.parse import urlsplit
 import azure.durable_functions as df
 import azure.functions as func
 
-POOL_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+POOL_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}\Z")
+USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}\Z")
 BAD_POOL_ID = "poolId: must be 1-64 letters, digits, hyphens or underscores"
 BAD_USER = "user: must be a Linux user name (lower-case letters, digits, _ or -)"
 

@@ -8,12 +8,13 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from provisioning.bounded_json import JsonRejected, loads_bounded
 from provisioning.identity import default_request_id
 from provisioning.request import ValidatedRequest
 
 ACCEPTED, DUPLICATE, CONFLICT, REJECTED = "accepted", "duplicate", "conflict", "rejected"
-_POOL_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_POOL_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}\Z")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
 
 
 @dataclass
@@ -46,8 +47,8 @@ def identify(body: bytes | str | dict[str, Any], message_id: str | None = None) 
     data: Any = body
     if not isinstance(body, dict):
         try:
-            data = json.loads(body.decode("utf-8") if isinstance(body, bytes) else body)
-        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+            data = loads_bounded(body)
+        except JsonRejected:
             data = None
     data = data if isinstance(data, dict) else {}
     pool_id = (

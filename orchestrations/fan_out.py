@@ -1,37 +1,44 @@
 """Fan-outs: `fan_out` runs one activity per item, at most 100 items a sub-orchestration; `grant_in_chunks`
 runs `grant_node_users` once per chunk of nodes, at most GROUP_CHUNKS chunks a sub-orchestration, and folds
 the chunks' counts and failures into one summary. Either way errors are kept per item, and the parts an
-activity reports as transient (`retry`) run again after a durable-timer backoff."""
+activity reports as transient (`retry`) run again after a durable-timer backoff (honouring Retry-After) for as
+long as the run's deadline allows."""
 
 from __future__ import annotations
 
 from collections.abc import Generator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import azure.durable_functions as df
+
+from orchestrations.retrying import DEFAULT_BUDGET_SECONDS, backoff_seconds
+from provisioning.durations import format_timestamp, parse_timestamp
 
 bp = df.Blueprint()
 
 CHUNK_SIZE = 100
 # Failures the activity could not classify (an exception after the SDK's own retries) get two more attempts.
 ACTIVITY_RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=2000, max_number_of_attempts=3)
-# Parts an activity reported as transient (throttled, 5xx, dropped): run again up to this many times in all.
-TRANSIENT_ATTEMPTS = 4
-TRANSIENT_FIRST_DELAY_SECONDS = 2
 
 
 def fan_out(
-    context: df.DurableOrchestrationContext, activity: str, inputs: list[dict]
+    context: df.DurableOrchestrationContext,
+    activity: str,
+    inputs: list[dict],
+    deadline: datetime | None = None,
 ) -> Generator[Any, Any, list[dict]]:
-    """Run `activity` once per input, in sub-orchestrations of at most CHUNK_SIZE; results in input order."""
+    """Run `activity` once per input, in sub-orchestrations of at most CHUNK_SIZE; results in input order.
+    Transient parts are retried until `deadline` (default: DEFAULT_BUDGET_SECONDS from now)."""
     if not inputs:
         return []
+    if deadline is None:
+        deadline = context.current_utc_datetime + timedelta(seconds=DEFAULT_BUDGET_SECONDS)
     chunks = [inputs[start : start + CHUNK_SIZE] for start in range(0, len(inputs), CHUNK_SIZE)]
     batches = [
         context.call_sub_orchestrator(
             "run_activity_batch",
-            {"activity": activity, "inputs": chunk},
+            {"activity": activity, "inputs": chunk, "deadline": format_timestamp(deadline)},
             f"{context.instance_id}:{activity}:{n}",
         )
         for n, chunk in enumerate(chunks)
@@ -73,17 +80,41 @@ def merge_retry(first: dict, again: dict) -> dict:
     return merged
 
 
+def _retry_after(results: list[dict]) -> float:
+    """The longest Retry-After the service asked for in these results' transient errors."""
+    return max(
+        [
+            float((outcome.get("error") or {}).get("retryAfter") or 0)
+            for result in results
+            for outcome in (result.get("users") or {}).values()
+            if outcome.get("transient")
+        ],
+        default=0.0,
+    )
+
+
 def run_activity_batch(context: df.DurableOrchestrationContext) -> Generator[Any, Any, list[dict]]:
     """Sub-orchestration: the activities in parallel; one that fails for good becomes an error result; parts
     reported transient run again with doubling delays."""
     batch = context.get_input()
+    deadline = (
+        parse_timestamp(batch["deadline"])
+        if batch.get("deadline")
+        else context.current_utc_datetime + timedelta(seconds=DEFAULT_BUDGET_SECONDS)
+    )
     results = yield from _run_all(context, batch["activity"], batch["inputs"])
-    for attempt in range(1, TRANSIENT_ATTEMPTS):
+    attempt = 0
+    while True:
         again = [(i, r["retry"]) for i, r in enumerate(results) if r.get("retry")]
         if not again:
             break
-        delay = TRANSIENT_FIRST_DELAY_SECONDS * 2 ** (attempt - 1)
-        yield context.create_timer(context.current_utc_datetime + timedelta(seconds=delay))
+        attempt += 1
+        fire_at = context.current_utc_datetime + timedelta(
+            seconds=backoff_seconds(attempt, _retry_after([results[i] for i, _ in again]))
+        )
+        if fire_at > deadline:
+            break  # the deadline has come: the parts still transient are reported with their error
+        yield context.create_timer(fire_at)
         retried = yield from _run_all(context, batch["activity"], [item for _, item in again])
         for (index, _), result in zip(again, retried, strict=True):
             results[index] = merge_retry(results[index], result)
@@ -118,21 +149,29 @@ def fold(summary: dict, part: dict, sample: int = 100) -> dict:
 
 
 def grant_in_chunks(
-    context: df.DurableOrchestrationContext, inputs: list[dict], tag: str = ""
+    context: df.DurableOrchestrationContext,
+    inputs: list[dict],
+    tag: str = "",
+    deadline: datetime | None = None,
 ) -> Generator[Any, Any, dict]:
     """`grant_node_users` once per input (a chunk of nodes), all chunks at once (the activity bounds the Batch
     calls in flight); a sub-orchestration per GROUP_CHUNKS chunks when there are more (`tag` keeps their ids
-    apart when one orchestration grants several times). Returns the summary."""
+    apart when one orchestration grants several times). Transient parts are retried until `deadline`
+    (default: DEFAULT_BUDGET_SECONDS from now). Returns the summary."""
     summary = empty_summary()
     if not inputs:
         return summary
+    if deadline is None:
+        deadline = context.current_utc_datetime + timedelta(seconds=DEFAULT_BUDGET_SECONDS)
     groups = [inputs[start : start + GROUP_CHUNKS] for start in range(0, len(inputs), GROUP_CHUNKS)]
     if len(groups) == 1:
-        parts = [(yield from _grant_group(context, groups[0]))]
+        parts = [(yield from _grant_group(context, groups[0], deadline))]
     else:
         parts = yield context.task_all([
             context.call_sub_orchestrator(
-                "grant_node_chunks", {"chunks": group}, f"{context.instance_id}:{GRANT_ACTIVITY}:{tag}{n}"
+                "grant_node_chunks",
+                {"chunks": group, "deadline": format_timestamp(deadline)},
+                f"{context.instance_id}:{GRANT_ACTIVITY}:{tag}{n}",
             )
             for n, group in enumerate(groups)
         ])  # fmt: skip
@@ -151,13 +190,14 @@ def _chunk_failure(item: dict, exc: Exception) -> dict:
     return {"nodes": len(item["nodes"]), "pairs": len(failed), "failed": failed}
 
 
-def _grant_group(context: df.DurableOrchestrationContext, inputs: list[dict]) -> Generator[Any, Any, dict]:
+def _grant_group(
+    context: df.DurableOrchestrationContext, inputs: list[dict], deadline: datetime
+) -> Generator[Any, Any, dict]:
+    """The chunks granted in parallel; the (node, user) pairs a chunk reports transient run again after a
+    backoff that honours Retry-After, until the deadline, when the ones still transient count as failed."""
     summary = empty_summary()
-    pending = inputs
-    for attempt in range(1, TRANSIENT_ATTEMPTS + 1):
-        if attempt > 1:
-            delay = TRANSIENT_FIRST_DELAY_SECONDS * 2 ** (attempt - 2)
-            yield context.create_timer(context.current_utc_datetime + timedelta(seconds=delay))
+    pending, attempt = inputs, 0
+    while pending:
         tasks = [context.call_activity_with_retry(GRANT_ACTIVITY, ACTIVITY_RETRY, item) for item in pending]
         try:
             results = list((yield context.task_all(tasks)))
@@ -168,25 +208,36 @@ def _grant_group(context: df.DurableOrchestrationContext, inputs: list[dict]) ->
                     results.append((yield task))
                 except Exception as exc:  # noqa: BLE001
                     results.append(_chunk_failure(item, exc))
+        attempt += 1
+        retry_after = max(
+            [
+                float((pair.get("error") or {}).get("retryAfter") or 0)
+                for result in results
+                for pair in result.get("transient") or []
+            ],
+            default=0.0,
+        )
+        fire_at = context.current_utc_datetime + timedelta(seconds=backoff_seconds(attempt, retry_after))
+        in_time = fire_at <= deadline
         again = []
         for result in results:
-            last = attempt == TRANSIENT_ATTEMPTS or not result.get("retry")
             if attempt > 1:  # nodes and pairs were counted by the first attempt
                 result = {**result, "nodes": 0, "pairs": 0}
             fold(summary, result)
-            if last:
-                summary["failed"] += result.get("transient") or []
-            else:
+            if result.get("retry") and in_time:
                 again.append(result["retry"])
-        if not again:
-            break
+            else:
+                summary["failed"] += result.get("transient") or []
+        if again:
+            yield context.create_timer(fire_at)
         pending = again
     return summary
 
 
 def grant_node_chunks(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dict]:
     """Sub-orchestration: a group of chunks granted in parallel, transient parts again after a backoff."""
-    return (yield from _grant_group(context, context.get_input()["chunks"]))
+    group = context.get_input()
+    return (yield from _grant_group(context, group["chunks"], parse_timestamp(group["deadline"])))
 
 
 bp.orchestration_trigger(context_name="context")(run_activity_batch)

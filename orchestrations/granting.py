@@ -10,6 +10,7 @@ from typing import Any
 import azure.durable_functions as df
 
 from orchestrations.fan_out import ACTIVITY_RETRY, grant_in_chunks
+from orchestrations.retrying import call_batch, deadline_after
 from provisioning import progress as phases
 from provisioning.durations import format_timestamp
 from provisioning.events import event, with_connections
@@ -32,12 +33,13 @@ def grant_on_nodes(
     at = format_timestamp(context.current_utc_datetime)
     jobs = sorted(jobs, key=lambda j: j["nodeId"])
     chunks = [jobs[start : start + CHUNK_NODES] for start in range(0, len(jobs), CHUNK_NODES)]
+    deadline = deadline_after(context, None)  # how long Batch may stay unavailable before that counts
     summary = yield from grant_in_chunks(context, [
         {"poolId": pool_id, "requestId": request_id, "users": users, "grantedAt": at, "order": n,
          "nodes": [{k: j[k] for k in ("nodeId", "users", "ip", "port", "state") if j.get(k) is not None}
                    for j in chunk]}
         for n, chunk in enumerate(chunks)
-    ], tag)  # fmt: skip
+    ], tag, deadline)  # fmt: skip
     missing = {p["nodeId"] for p in summary["noEndpoint"]}
     problems = [
         {"nodeId": p["nodeId"], "state": "noendpoint", "reason": f"no SSH endpoint: {p['reason']}"}
@@ -82,7 +84,8 @@ def grant_pool_access(context: df.DurableOrchestrationContext) -> Generator[Any,
     request, options = started["request"], started["options"]
     pool_id, users, request_id = request["poolId"], request["users"], request["requestId"]
     context.set_custom_status(custom_status(phases.CHECKING_POOL, pool_id, {}))
-    checked = yield context.call_activity_with_retry("inspect_pool", ACTIVITY_RETRY, {"poolId": pool_id})
+    deadline = deadline_after(context, options.get("deadlineSeconds"))
+    checked = yield from call_batch(context, "inspect_pool", {"poolId": pool_id}, deadline)
     at = format_timestamp(context.current_utc_datetime)
     if not checked["ok"]:
         output = {
@@ -108,8 +111,8 @@ def grant_pool_access(context: df.DurableOrchestrationContext) -> Generator[Any,
         {"poolId": pool_id, "createdByApp": False, "requestId": request_id, "users": users, "at": at,
          "busyUntil": format_timestamp(context.current_utc_datetime + timedelta(seconds=BUSY_SECONDS))},
     )  # fmt: skip
-    snapshot = yield context.call_activity_with_retry(
-        "poll_pool", ACTIVITY_RETRY, {"poolId": pool_id, "includeUsable": True}
+    snapshot = yield from call_batch(
+        context, "poll_pool", {"poolId": pool_id, "includeUsable": True}, deadline
     )
     usable = snapshot["usable"] or []
     endpoints = snapshot.get("endpoints") or {}

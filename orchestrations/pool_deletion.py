@@ -9,6 +9,7 @@ from typing import Any
 import azure.durable_functions as df
 
 from orchestrations.fan_out import ACTIVITY_RETRY
+from orchestrations.retrying import call_batch, deadline_after
 from provisioning.durations import format_timestamp
 from provisioning.events import event
 from provisioning.pool_registry import DELETED, DELETING
@@ -25,7 +26,9 @@ def delete_pool_steps(
     yield context.call_activity_with_retry(
         "set_managed_pool_state", ACTIVITY_RETRY, {"poolId": pool_id, "state": DELETING, "at": at}
     )
-    deleted = yield context.call_activity_with_retry("delete_pool", ACTIVITY_RETRY, {"poolId": pool_id})
+    deleted = yield from call_batch(
+        context, "delete_pool", {"poolId": pool_id}, deadline_after(context, None)
+    )
     marked = yield context.call_activity_with_retry(
         "mark_pool_records", ACTIVITY_RETRY, {"poolId": pool_id, "state": RECORD_DELETED, "at": at}
     )

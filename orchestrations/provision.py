@@ -11,6 +11,7 @@ import azure.durable_functions as df
 
 from orchestrations.fan_out import ACTIVITY_RETRY
 from orchestrations.granting import add_grants, grant_on_nodes, no_grants, node_jobs
+from orchestrations.retrying import TransientExhausted, call_batch, deadline_after
 from provisioning import progress as phases
 from provisioning.durations import format_timestamp
 from provisioning.events import with_connections
@@ -55,13 +56,17 @@ def wait_and_grant(
     request, users = run.request, run.request["users"]
     names = [u["name"] for u in users]
     deadline = context.current_utc_datetime + timedelta(seconds=options["deadlineSeconds"])
+    # A poll Batch did not answer is tried again; past the deadline one last answer is still awaited a while.
+    retry_deadline = deadline_after(context, options["deadlineSeconds"] * 2)
     interval, since, done, batches, result = None, None, set(), 0, no_grants()
     while True:
         deadline_passed = context.current_utc_datetime >= deadline
-        snapshot = yield context.call_activity_with_retry(
-            "poll_pool", ACTIVITY_RETRY,
+        snapshot = yield from call_batch(
+            context,
+            "poll_pool",
             {"poolId": request["poolId"], "includeUsable": deadline_passed, "readySince": since},
-        )  # fmt: skip
+            retry_deadline,
+        )
         counts = snapshot["counts"]
         since = snapshot.get("readyUntil") or since
         run.phase(
@@ -124,20 +129,21 @@ def provision_pool(context: df.DurableOrchestrationContext) -> Generator[Any, An
     request, options = started["request"], started["options"]
     pool_id, users = request["poolId"], request["users"]
     run = Run(context, request)
+    retry_deadline = deadline_after(context, options["deadlineSeconds"])
     image, problems, error, written, pool_is_ours = None, [], None, 0, False
     allocation_error, granted, connections = None, {}, []
     try:
         run.phase(phases.SELECTING_IMAGE)
-        chosen = yield context.call_activity_with_retry(
-            "select_pool_image", ACTIVITY_RETRY, {"poolId": pool_id, "image": request["image"]}
+        chosen = yield from call_batch(
+            context, "select_pool_image", {"poolId": pool_id, "image": request["image"]}, retry_deadline
         )
         if not chosen["ok"]:
             raise ProvisioningFailed(chosen["error"])
         image = chosen["image"]
 
         run.phase(phases.CREATING_POOL)
-        created = yield context.call_activity_with_retry(
-            "create_pool", ACTIVITY_RETRY, {"request": request, "image": image}
+        created = yield from call_batch(
+            context, "create_pool", {"request": request, "image": image}, retry_deadline
         )
         if not created["ok"]:
             raise ProvisioningFailed(created["error"])
@@ -157,6 +163,8 @@ def provision_pool(context: df.DurableOrchestrationContext) -> Generator[Any, An
         run.phase(phases.RECORDING_CONNECTIONS, usersGranted=granted["granted"])
     except ProvisioningFailed as failure:
         error, problems = failure.error, failure.problems or problems
+    except TransientExhausted as exhausted:  # Batch stayed unavailable until the deadline
+        error = exhausted.error
     except Exception as exc:  # noqa: BLE001 - an activity failed after its retries: report it, do not lose the event
         error = {
             "code": "ActivityFailed",
@@ -174,7 +182,9 @@ def provision_pool(context: df.DurableOrchestrationContext) -> Generator[Any, An
         allocation_error=allocation_error,
     )
     if output["outcome"] == phases.FAILED and options["deletePoolOnFailure"] and pool_is_ours:
-        deleted = yield context.call_activity_with_retry("delete_pool", ACTIVITY_RETRY, {"poolId": pool_id})
+        deleted = yield from call_batch(
+            context, "delete_pool", {"poolId": pool_id}, deadline_after(context, None)
+        )
         output["poolDeleted"] = deleted["deleted"]
 
     run.phase(phases.PUBLISHING, **{k: v for k, v in output["progress"].items() if k in run.counts})

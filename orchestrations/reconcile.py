@@ -13,6 +13,7 @@ import azure.durable_functions as df
 from orchestrations.fan_out import ACTIVITY_RETRY
 from orchestrations.granting import grant_on_nodes
 from orchestrations.pool_deletion import delete_pool_steps
+from orchestrations.retrying import call_batch, deadline_after
 from provisioning.durations import format_timestamp
 from provisioning.events import event
 from provisioning.pool_registry import GONE as POOL_GONE
@@ -66,7 +67,7 @@ def _bring_up_to_date(context: df.DurableOrchestrationContext, job: dict) -> Gen
     )
     if not state["records"] and not grants["users"]:
         return {"poolId": pool_id, "changed": False}
-    survey = yield context.call_activity_with_retry("survey_pool", ACTIVITY_RETRY, {"poolId": pool_id})
+    survey = yield from call_batch(context, "survey_pool", {"poolId": pool_id}, deadline_after(context, None))
     plan = plan_pool(survey, state["records"], grants["users"])
     if plan["poolGone"]:
         marked = yield context.call_activity_with_retry(

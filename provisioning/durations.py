@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 
 import isodate
+
+MAX_DURATION_SECONDS = 100 * 366 * 86400  # longer is no setting or request anyone means (and overflows soon)
 
 
 class DurationError(ValueError):
@@ -36,6 +39,8 @@ def parse_duration(text: str | int | float) -> timedelta:
             if not isinstance(parsed, timedelta):
                 raise DurationError("must not use years or months (their length varies): use days, e.g. P30D")
             seconds = parsed.total_seconds()
+    if not math.isfinite(seconds) or seconds > MAX_DURATION_SECONDS:
+        raise DurationError("must be at most 100 years")
     if seconds <= 0:
         raise DurationError("must be longer than zero")
     return timedelta(seconds=seconds)
@@ -54,7 +59,10 @@ def parse_timestamp(text: str) -> datetime:
         raise DurationError("must be an ISO 8601 timestamp such as 2030-01-02T03:04:05Z") from exc
     if parsed.tzinfo is None:
         raise DurationError("must carry a time zone offset (e.g. a trailing Z for UTC)")
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:59:59-01:00 is past the last representable UTC time
+        raise DurationError("must be a time before the year 9999") from None
 
 
 def format_timestamp(value: datetime) -> str:

@@ -12,6 +12,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
+from provisioning.bounded_json import StrictValidator
 from provisioning.identity import digest
 from provisioning.request import (
     FieldError,
@@ -40,7 +41,7 @@ def _validator() -> Draft202012Validator:
     registry = Registry().with_resource(pool_schema["$id"], Resource.from_contents(pool_schema))
     schema = grant_schema()
     Draft202012Validator.check_schema(schema)
-    return Draft202012Validator(schema, registry=registry)
+    return StrictValidator(schema, registry=registry)
 
 
 def default_grant_request_id(data: dict[str, Any]) -> str:

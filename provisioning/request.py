@@ -20,6 +20,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
+from provisioning.bounded_json import JsonRejected, StrictValidator, loads_bounded
 from provisioning.durations import (
     DurationError,
     format_duration,
@@ -130,7 +131,7 @@ def request_schema() -> dict[str, Any]:
 def _validator() -> Draft202012Validator:
     schema = request_schema()
     Draft202012Validator.check_schema(schema)
-    return Draft202012Validator(schema)
+    return StrictValidator(schema)
 
 
 def field_path(parts: Any) -> str:
@@ -141,7 +142,12 @@ def field_path(parts: Any) -> str:
     return text or "request"
 
 
+MAX_NAME_SHOWN = 64  # an unknown field's name is shown at most this long
+
+
 def _join(parent: str, name: str) -> str:
+    if not name.isprintable() or not name or len(name) > MAX_NAME_SHOWN:
+        name = json.dumps(name[:MAX_NAME_SHOWN])  # quoted, so an empty or odd name is still visible
     return name if parent == "request" else f"{parent}.{name}"
 
 
@@ -188,10 +194,9 @@ def parse_body(body: bytes | str | dict[str, Any]) -> tuple[dict[str, Any] | Non
     if isinstance(body, dict):
         return body, []
     try:
-        text = body.decode("utf-8") if isinstance(body, bytes) else body
-        data = json.loads(text)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-        return None, [FieldError("request", "must be a JSON object (the body is not valid JSON)")]
+        data = loads_bounded(body)
+    except JsonRejected as exc:
+        return None, [FieldError("request", f"must be a JSON object (the body {exc})")]
     if not isinstance(data, dict):
         return None, [FieldError("request", "must be a JSON object")]
     return data, []

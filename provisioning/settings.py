@@ -178,7 +178,9 @@ def _uri(env: Mapping[str, str], name: str) -> str | None:
         return None
     parts = urlsplit(value)
     if parts.scheme not in ("https", "http") or not parts.netloc or parts.query:
-        raise SettingsError(f"{name}: must be an absolute https URL, e.g. https://ACCOUNT.queue.core.windows.net")
+        raise SettingsError(
+            f"{name}: must be an absolute https URL, e.g. https://ACCOUNT.queue.core.windows.net"
+        )
     return value
 
 
