@@ -107,7 +107,7 @@ def poll_pool(payload: dict) -> dict:
     return snapshot
 
 
-def _endpoints(nodes: list[dict[str, Any]]) -> dict[str, list]:
+def _endpoints(nodes: list) -> dict[str, list]:
     """`{nodeId: [ip, port, state]}` from the listing (a node without an SSH endpoint: `[None, None, state]`,
     and the grant asks Batch for its remote login settings)."""
     return {
@@ -168,7 +168,7 @@ def survey_pool(payload: dict) -> dict:
     return {"exists": True, "poolState": (pool.get("state") or "").lower(), "nodes": survey}
 
 
-def _endpoint_from_node(node: dict[str, Any]) -> tuple[str, int] | None:
+def _endpoint_from_node(node: dict) -> tuple[str, int] | None:
     for endpoint in (node.get("endpointConfiguration") or {}).get("inboundEndpoints") or []:
         if endpoint.get("backendPort") == SSH_BACKEND_PORT and endpoint.get("publicIPAddress"):
             return endpoint["publicIPAddress"], int(endpoint["frontendPort"])

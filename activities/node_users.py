@@ -103,7 +103,7 @@ async def _in_thread(limit: OrderedLimit, key: tuple, fn: Any, *args: Any) -> An
         limit.release()
 
 
-def _password(user: dict[str, Any], cipher: PasswordCipher | None) -> str | None:
+def _password(user: dict, cipher: PasswordCipher | None) -> str | None:
     if not user.get("passwordCiphertext"):
         return None
     if cipher is None:

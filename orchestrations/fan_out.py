@@ -80,7 +80,7 @@ def merge_retry(first: dict, again: dict) -> dict:
     return merged
 
 
-def _retry_after(results: list[dict]) -> float:
+def _retry_after(results: list) -> float:
     """The longest Retry-After the service asked for in these results' transient errors."""
     return max(
         [
