@@ -10,8 +10,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from devstack.process import free_port, python_module_argv
+from devstack.process import free_port
 from tests.fixtures.functions_host import HostFactory
+from tests.host.test_startup import run_cli
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 REFUSAL = (
@@ -20,19 +21,9 @@ REFUSAL = (
 )
 
 
-def run_host(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        python_module_argv("devstack.functions_host", *args),
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={"PATH": "/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE": "1"},
-    )
-
 
 def test_the_product_app_is_accepted_whole_by_azures_python_runtime() -> None:
-    result = run_host("--app-dir", str(REPO_ROOT), "--check")
+    result = run_cli("--app-dir", str(REPO_ROOT), "--check")
     assert result.returncode == 0, result.stderr
     header, *listed = result.stdout.strip().splitlines()
     count = int(re.fullmatch(r"azure-functions-runtime accepted (\d+) functions:", header).group(1))
@@ -47,11 +38,11 @@ def test_an_app_the_runtime_refuses_does_not_start_and_says_why(
     functions_host: HostFactory, tmp_path: Path
 ) -> None:
     app_dir = functions_host.prepare("refused_app")
-    result = run_host("--app-dir", str(app_dir), "--port", str(free_port()), "--data-dir", str(tmp_path))
+    result = run_cli("--app-dir", str(app_dir), "--port", str(free_port()), "--data-dir", str(tmp_path))
     assert result.returncode == 1
     assert "the Python runtime refused the app: FunctionLoadError: " + REFUSAL in result.stderr
     assert "ready at" not in result.stdout
-    checked = run_host("--app-dir", str(app_dir), "--check")
+    checked = run_cli("--app-dir", str(app_dir), "--check")
     assert checked.returncode == 1 and REFUSAL in checked.stderr
 
 

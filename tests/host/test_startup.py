@@ -15,12 +15,13 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
+    """`python -m devstack.functions_host ARGS` from the repository root, with a minimal environment."""
     return subprocess.run(
         python_module_argv("devstack.functions_host", *args),
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=120,
         env={"PATH": "/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE": "1"},
     )
 
