@@ -1,7 +1,8 @@
-"""Pool activities on Azure Batch: pick the image, create the pool, poll it, list its nodes and SSH endpoints,
-delete it. Each answers `{"transient": error}` when Batch throttled, failed on its side or the connection
-dropped (activities/_common.transient_answers), and is safe to run again after such a fault struck after
-Batch acted: PoolExists with the same spec is success, a pool already gone or going is deleted."""
+"""Pool activities on Azure Batch: pick the image, create the pool, poll it (staging the nodes that became
+ready for granting), list its nodes and SSH endpoints, delete it. Each answers `{"transient": error}` when
+Batch throttled, failed on its side or the connection dropped (activities/_common.transient_answers), and is
+safe to run again after such a fault struck after Batch acted: PoolExists with the same spec is success, a
+pool already gone or going is deleted, a staging writes the same rows again."""
 
 from __future__ import annotations
 
@@ -16,14 +17,14 @@ from azure.core.exceptions import HttpResponseError, ResourceExistsError, Resour
 from activities._common import (
     error_code,
     is_client_error,
-    is_transient,
     service_error,
     settings,
     transient_answers,
 )
 from provisioning.clients import batch_client
+from provisioning.grant_work import GrantWork, batch_key
 from provisioning.images import ImageSelectionError, select_image
-from provisioning.nodes import classify_node_state, missing_pool_snapshot, summarize_pool
+from provisioning.nodes import NodeCategory, classify_node_state, missing_pool_snapshot, summarize_pool
 from provisioning.pool_spec import (
     SSH_BACKEND_PORT,
     build_pool_spec,
@@ -83,37 +84,30 @@ def _nodes(client: Any, pool_id: str) -> list[dict[str, Any]]:
 
 
 def poll_pool(payload: dict) -> dict:
-    """A compact snapshot of the pool and its nodes (see provisioning.nodes.summarize_pool); with the usable
-    nodes, their SSH endpoints as `{nodeId: [ip, port, state]}`. Given `readySince` (the `readyUntil` of the
-    poll before, null at first) and before the pool settles, `ready` holds only the nodes that became ready
-    since, with their endpoints."""
-    client = batch_client(settings())
+    """A compact snapshot of the pool and its nodes (see provisioning.nodes.summarize_pool). Given `stage`
+    (`{"run", "batch"}`), the ready nodes that no earlier staging of the run handed on are staged for granting
+    with their SSH endpoints (provisioning.grant_work), and `staged` says where: the orchestration sees counts
+    and that reference, never the node list. `listPending`: nodes still on their way count as problems."""
+    config = settings()
+    client = batch_client(config)
     pool_id = payload["poolId"]
     try:
         pool = client.get_pool(pool_id).as_dict()
         nodes = _nodes(client, pool_id)
     except ResourceNotFoundError:
         return missing_pool_snapshot()
-    snapshot = summarize_pool(pool, nodes, include_usable=bool(payload.get("includeUsable")))
-    ready = [n for n in nodes if classify_node_state(n.get("state")).value == "ready"]
-    if ready:
-        snapshot["readyUntil"] = max(str(n.get("stateTransitionTime") or "") for n in ready)
-    if snapshot["usable"] is not None:  # the grant takes each node's SSH endpoint from this listing
-        usable = set(snapshot["usable"])
-        snapshot["endpoints"] = _endpoints([n for n in ready if n["id"] in usable])
-    elif "readySince" in payload:  # the nodes that became ready since the last poll, to grant them now
-        since = payload.get("readySince") or ""
-        snapshot["ready"] = _endpoints([n for n in ready if str(n.get("stateTransitionTime") or "") >= since])
+    snapshot = summarize_pool(pool, nodes, list_pending=bool(payload.get("listPending")))
+    stage = payload.get("stage")
+    ready = [n for n in nodes if classify_node_state(n.get("state")) is NodeCategory.READY]
+    if stage and ready:
+        work = GrantWork(config)
+        batch = batch_key(stage["run"], stage["batch"])
+        done = work.staged_nodes(pool_id, stage["run"], except_batch=batch) if stage["batch"] else set()
+        fresh = [[n["id"], *(_endpoint_from_node(n) or (None, None)), (n.get("state") or "").lower()]
+                 for n in ready if n["id"] not in done]  # fmt: skip
+        if fresh:
+            snapshot["staged"] = work.stage(pool_id, batch, fresh)
     return snapshot
-
-
-def _endpoints(nodes: list) -> dict[str, list]:
-    """`{nodeId: [ip, port, state]}` from the listing (a node without an SSH endpoint: `[None, None, state]`,
-    and the grant asks Batch for its remote login settings)."""
-    return {
-        node["id"]: [*(_endpoint_from_node(node) or (None, None)), (node.get("state") or "").lower()]
-        for node in nodes
-    }
 
 
 def delete_pool(payload: dict) -> dict:
@@ -175,39 +169,6 @@ def _endpoint_from_node(node: dict) -> tuple[str, int] | None:
     return None
 
 
-def gather_ssh_endpoints(payload: dict) -> dict:
-    """Each node's SSH address: from list_nodes' endpoint configuration, else its remote login settings."""
-    client = batch_client(settings())
-    pool_id, wanted = payload["poolId"], set(payload["nodeIds"])
-    endpoints: dict[str, dict[str, Any]] = {}
-    missing: dict[str, str] = {}
-    try:
-        nodes = [n for n in _nodes(client, pool_id) if n["id"] in wanted]
-    except ResourceNotFoundError:
-        return {"endpoints": {}, "missing": {n: "the pool no longer exists" for n in sorted(wanted)}}
-    for node in nodes:
-        state = (node.get("state") or "").lower()
-        found = _endpoint_from_node(node)
-        if found is None:
-            try:
-                login = client.get_node_remote_login_settings(pool_id, node["id"])
-                found = (login.remote_login_ip_address, int(login.remote_login_port))
-            except HttpResponseError as exc:
-                if is_transient(exc):
-                    raise
-                missing[node["id"]] = service_error(exc)["message"]
-                continue
-        endpoints[node["id"]] = {
-            "ip": found[0],
-            "port": found[1],
-            "state": state,
-            "category": classify_node_state(state).value,
-        }
-    for node_id in sorted(wanted - set(endpoints) - set(missing)):
-        missing[node_id] = "the node is no longer in the pool"
-    return {"endpoints": endpoints, "missing": missing}
-
-
 for _activity in (
     select_pool_image,
     create_pool,
@@ -215,6 +176,5 @@ for _activity in (
     delete_pool,
     inspect_pool,
     survey_pool,
-    gather_ssh_endpoints,
 ):
     bp.activity_trigger(input_name="payload")(transient_answers(_activity))

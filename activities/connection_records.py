@@ -1,5 +1,5 @@
-"""Connection-record activities on Table storage: pending records before users are created, active records
-after, finding expired and a user's records, and moving records to their end states."""
+"""Connection-record activities on Table storage: a request's connections for its event, finding expired and a
+user's records, and moving records to their end states. (Granting writes its own records: node_users.)"""
 
 from __future__ import annotations
 
@@ -10,71 +10,21 @@ import azure.durable_functions as df
 
 from activities._common import settings
 from provisioning.durations import parse_timestamp
-from provisioning.pool_registry import ManagedPools
-from provisioning.records import PENDING, build_records, record_for, row_key
+from provisioning.events import MAX_CONNECTIONS_IN_EVENT
 from provisioning.storage import ConnectionRecords
 
 bp = df.Blueprint()
 log = logging.getLogger(__name__)
 
-NOT_OWNED = "UserNotCreatedByApp"
 
-
-def prepare_connection_records(payload: dict) -> dict:
-    """Write a `pending` record for each (node, user) about to be granted, before any user is created.
-    Returns, per node, the users the app already had there (`{name: isAdmin}`): only those it may replace."""
-    pool_id, at = payload["poolId"], parse_timestamp(payload["at"])
-    users = {u["name"]: u for u in payload["users"]}
-    endpoints = payload["endpoints"]
-    pending = [
-        record_for(
-            pool_id=pool_id,
-            node_id=job["nodeId"],
-            user=users[name],
-            endpoint=endpoints.get(job["nodeId"]) or {},
-            request_id=payload["requestId"],
-            state=PENDING,
-            at=at,
-        )
-        for job in payload["jobs"]
-        for name in job["users"]
-    ]
-    store = ConnectionRecords(settings())
-    owned_keys = set(store.prepare(pending))
-    admin = {r.row_key: r.is_admin for r in store.live_for_pool(pool_id)} if owned_keys else {}
-    owned: dict[str, dict[str, Any]] = {}
-    for record in pending:
-        if record.row_key in owned_keys:
-            owned.setdefault(record.node_id, {})[record.user] = admin.get(record.row_key)
-    log.info("pool %s: %d pending records, %d already the app's", pool_id, len(pending), len(owned_keys))
-    return {"pending": len(pending) - len(owned_keys), "owned": owned}
-
-
-def write_connection_records(payload: dict) -> dict:
-    """Make the record of every granted (node, user) `active` with its SSH endpoint; drop the pending record
-    of a user the node already had from someone else (it is not the app's)."""
-    records = build_records(
-        pool_id=payload["poolId"],
-        request_id=payload["requestId"],
-        users=payload["users"],
-        grants=payload["grants"],
-        endpoints=payload["endpoints"],
-        granted_at=parse_timestamp(payload["grantedAt"]),
-    )
-    store = ConnectionRecords(settings())
-    written = store.upsert(records)
-    foreign = [
-        row_key(grant["nodeId"], name)
-        for grant in payload["grants"]
-        for name, outcome in (grant.get("users") or {}).items()
-        if (outcome.get("error") or {}).get("code") == NOT_OWNED
-    ]
-    dropped = store.drop_pending(payload["poolId"], foreign)
-    if foreign:
-        pairs = [tuple(key.split("|", 1)) for key in foreign]
-        ManagedPools(settings()).note_foreign_users(payload["poolId"], pairs)
-    log.info("pool %s: %d connection records active", payload["poolId"], written)
-    return {"written": written, "dropped": dropped}
+def connection_sample(payload: dict) -> dict:
+    """The first MAX_CONNECTIONS_IN_EVENT connections a request granted on a pool (by user, then node), read
+    from its active records, for the event that tells the requester."""
+    found = ConnectionRecords(settings()).active_for_request(payload["poolId"], payload["requestId"])
+    ordered = sorted(found, key=lambda r: (r.user, r.node_id))[:MAX_CONNECTIONS_IN_EVENT]
+    return {
+        "connections": [{"nodeId": r.node_id, "user": r.user, "ip": r.ip, "port": r.port} for r in ordered]
+    }
 
 
 def find_expired_records(payload: dict) -> dict:
@@ -158,8 +108,7 @@ def _key(record: Any) -> dict[str, Any]:
 
 
 for _activity in (
-    prepare_connection_records,
-    write_connection_records,
+    connection_sample,
     find_expired_records,
     find_user_records,
     pool_access_state,

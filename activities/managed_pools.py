@@ -1,5 +1,5 @@
 """Managed-pool activities on Table storage: start managing a pool and keep its grants, change a grant's or a
-pool's state, list the pools to reconcile."""
+pool's state, list the pools to reconcile, read and clear a run's staged grant work."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import azure.durable_functions as df
 
 from activities._common import settings
 from provisioning.durations import parse_timestamp
+from provisioning.grant_work import GrantWork
 from provisioning.pool_registry import ManagedPools
 
 bp = df.Blueprint()
@@ -76,11 +77,24 @@ def list_managed_pools(payload: dict) -> dict:
     return {"pools": pools}
 
 
+def clear_grant_work(payload: dict) -> dict:
+    """Delete the grant work a run staged on the pool (provisioning.grant_work); safe to run again."""
+    cleared = GrantWork(settings()).clear(payload["poolId"], payload["run"])
+    return {"cleared": cleared}
+
+
+def read_grant_work(payload: dict) -> dict:
+    """The node ids of one staged chunk (to name them when the chunk failed for good)."""
+    return {"nodeIds": [node[0] for node in GrantWork(settings()).load(payload["poolId"], payload["work"])]}
+
+
 for _activity in (
     register_managed_pool,
     active_grants,
     set_grant_state,
     set_managed_pool_state,
     list_managed_pools,
+    clear_grant_work,
+    read_grant_work,
 ):
     bp.activity_trigger(input_name="payload")(_activity)

@@ -28,6 +28,7 @@ from activities._common import error_code, is_transient, service_error, settings
 from provisioning import telemetry
 from provisioning.clients import async_batch_client, batch_client
 from provisioning.durations import parse_timestamp
+from provisioning.grant_work import GrantWork
 from provisioning.passwords import PasswordCipher
 from provisioning.pool_registry import ManagedPools, public_user
 from provisioning.records import ACTIVE as ACTIVE_STATE
@@ -39,7 +40,6 @@ log = logging.getLogger(__name__)
 
 NODE_GONE = {"NodeNotFound", "PoolNotFound", "PoolBeingDeleted"}
 NOT_OWNED = "UserNotCreatedByApp"
-MAX_SAMPLE = 100  # connection details a chunk reports (an event shows at most this many)
 
 
 class NotOwned(Exception):
@@ -214,10 +214,11 @@ async def _endpoint(client: Any, limit: OrderedLimit, key: tuple, pool_id: str, 
 
 
 async def grant_node_users(payload: dict) -> dict:
-    """Grant users on a chunk of nodes (`nodes`: `{"nodeId", "ip", "port", "state", "users": [names]}`):
-    `pending` records first, then every (node, user) on Batch, then `active` records for what was granted.
-    Returns counts, the failed and transient (node, user) pairs, a sample of connection details and, when
-    something was transient, the `retry` input."""
+    """Grant users on a chunk of nodes: `work`, a chunk staged by the poll (every user on each of its nodes,
+    provisioning.grant_work), or `nodes`, `{"nodeId", "ip", "port", "state", "users": [names]}`. `pending`
+    records first, then every (node, user) on Batch, then `active` records for what was granted. Returns
+    counts, the failed and transient (node, user) pairs and, when something was transient, the `retry` input
+    (with the nodes and users to try again)."""
     config = settings()
     client = async_batch_client(config)
     limit = process_limit("batch", config.batch_concurrency)
@@ -228,7 +229,13 @@ async def grant_node_users(payload: dict) -> dict:
     at = parse_timestamp(payload["grantedAt"])
     attempt = int(payload.get("attempt") or 1)
     order = int(payload.get("order") or 0)
-    nodes = payload["nodes"]
+    if payload.get("work"):
+        names = list(users)
+        staged = await _in_thread(tables, (order,), GrantWork(config).load, pool_id, payload["work"])
+        nodes = [{"nodeId": node_id, "ip": ip, "port": port, "state": state, "users": names}
+                 for node_id, ip, port, state in staged]  # fmt: skip
+    else:
+        nodes = payload["nodes"]
 
     missing = [n for n in nodes if not n.get("ip")]
     if missing:
@@ -295,10 +302,6 @@ async def grant_node_users(payload: dict) -> dict:
             transient.append({"nodeId": n["nodeId"], "user": name, "error": o["error"]})
         else:
             failed.append({"nodeId": n["nodeId"], "user": name, "error": o["error"]})
-    sample = sorted(
-        ({"nodeId": n["nodeId"], "user": name, "ip": n["ip"], "port": n["port"]} for n, name in granted),
-        key=lambda d: (d["user"], d["nodeId"]),
-    )[:MAX_SAMPLE]
     log.info("pool %s chunk %d: %d of %d (node, user) granted on %d nodes, %d transient; ms: pending "
              "records %.0f, users %.0f, records %.0f", pool_id, order, len(granted), len(pairs), len(nodes),
              len(transient), (prepared - started) * 1000, (called - calling) * 1000,
@@ -312,14 +315,14 @@ async def grant_node_users(payload: dict) -> dict:
         "failed": failed,
         "transient": transient,
         "noEndpoint": no_endpoint,
-        "connections": sample,
     }
     if transient:
         again: dict[str, dict] = {}
         for item in transient:
             node = next(n for n in nodes if n["nodeId"] == item["nodeId"])
             again.setdefault(node["nodeId"], {**node, "users": []})["users"].append(item["user"])
-        result["retry"] = {**payload, "nodes": list(again.values()), "attempt": attempt + 1}
+        rest = {key: value for key, value in payload.items() if key != "work"}
+        result["retry"] = {**rest, "nodes": list(again.values()), "attempt": attempt + 1}
     return result
 
 

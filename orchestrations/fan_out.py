@@ -128,13 +128,12 @@ GROUP_CHUNKS = 10  # chunks per sub-orchestration: keeps every history small wha
 
 
 def empty_summary() -> dict:
-    """What `grant_in_chunks` returns: counts, the failed (node, user) pairs, nodes without an SSH endpoint
-    and a sample of connection details (at most MAX_SAMPLE, sorted by user and node)."""
-    return {"nodes": 0, "pairs": 0, "granted": 0, "written": 0, "actions": {}, "failed": [],
-            "noEndpoint": [], "connections": []}  # fmt: skip
+    """What `grant_in_chunks` returns: counts, the failed (node, user) pairs and nodes without an SSH endpoint
+    (no per-node detail of what went well: that is in the records)."""
+    return {"nodes": 0, "pairs": 0, "granted": 0, "written": 0, "actions": {}, "failed": [], "noEndpoint": []}
 
 
-def fold(summary: dict, part: dict, sample: int = 100) -> dict:
+def fold(summary: dict, part: dict) -> dict:
     """`part` (a chunk's result or another summary) added to `summary`."""
     for key in ("nodes", "pairs", "granted", "written"):
         summary[key] += part.get(key, 0)
@@ -142,9 +141,6 @@ def fold(summary: dict, part: dict, sample: int = 100) -> dict:
         summary["actions"][action] = summary["actions"].get(action, 0) + count
     summary["failed"] += part.get("failed") or []
     summary["noEndpoint"] += part.get("noEndpoint") or []
-    summary["connections"] = sorted(
-        summary["connections"] + (part.get("connections") or []), key=lambda d: (d["user"], d["nodeId"])
-    )[:sample]
     return summary
 
 
@@ -180,14 +176,27 @@ def grant_in_chunks(
     return summary
 
 
-def _chunk_failure(item: dict, exc: Exception) -> dict:
+def _chunk_failure(item: dict, nodes: list[dict], exc: Exception) -> dict:
     """A chunk whose activity failed for good: every (node, user) of it failed with ActivityFailed (pending
     records written before the failure stay, so whatever the activity created is still known)."""
     error = {"code": "ActivityFailed", "message": str(exc).splitlines()[0][:300] if str(exc) else ""}
-    failed = [
-        {"nodeId": n["nodeId"], "user": name, "error": error} for n in item["nodes"] for name in n["users"]
-    ]
-    return {"nodes": len(item["nodes"]), "pairs": len(failed), "failed": failed}
+    failed = [{"nodeId": n["nodeId"], "user": name, "error": error} for n in nodes for name in n["users"]]
+    return {"nodes": len(nodes), "pairs": len(failed), "failed": failed}
+
+
+def _chunk_nodes(context: df.DurableOrchestrationContext, item: dict) -> Generator[Any, Any, list[dict]]:
+    """The nodes of a chunk (`{"nodeId", "users"}`): in its input, or read from its staged work, which is
+    what a chunk that failed for good needs to name them (if even that fails, the chunk names itself)."""
+    if item.get("nodes"):
+        return item["nodes"]
+    names = [u["name"] for u in item["users"]]
+    try:
+        staged = yield context.call_activity_with_retry(
+            "read_grant_work", ACTIVITY_RETRY, {"poolId": item["poolId"], "work": item["work"]}
+        )
+    except Exception:  # noqa: BLE001 - storage failed too: the failure still counts, under the chunk's key
+        return [{"nodeId": item["work"], "users": names}]
+    return [{"nodeId": node_id, "users": names} for node_id in staged["nodeIds"]]
 
 
 def _grant_group(
@@ -207,7 +216,8 @@ def _grant_group(
                 try:
                     results.append((yield task))
                 except Exception as exc:  # noqa: BLE001
-                    results.append(_chunk_failure(item, exc))
+                    nodes = yield from _chunk_nodes(context, item)
+                    results.append(_chunk_failure(item, nodes, exc))
         attempt += 1
         retry_after = max(
             [

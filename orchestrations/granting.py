@@ -1,5 +1,6 @@
-"""Granting access: `grant_on_nodes`, the steps every grant takes (endpoints -> pending records -> users on
-the nodes -> active records), and the `grant_pool_access` orchestration (users on an existing pool)."""
+"""Granting access: `grant_staged` and `grant_on_nodes`, the steps every grant takes (pending records -> users
+on the nodes -> active records, a chunk of nodes per activity), and the `grant_pool_access` orchestration
+(users on an existing pool)."""
 
 from __future__ import annotations
 
@@ -14,33 +15,68 @@ from orchestrations.retrying import call_batch, deadline_after
 from provisioning import progress as phases
 from provisioning.durations import format_timestamp
 from provisioning.events import event, with_connections
-from provisioning.nodes import NodeCategory, classify_node_state
+from provisioning.grant_work import CHUNK_NODES, chunk_key
 from provisioning.progress import custom_status, grant_failures, summarize_outcome
 
 bp = df.Blueprint()
-CHUNK_NODES = 50  # nodes per grant_node_users activity
 BUSY_SECONDS = 3600  # reconcile stays away from the pool while the grant runs (or until then, if it crashed)
 
 
 def grant_on_nodes(
-    context: df.DurableOrchestrationContext, pool_id: str, request_id: str, users: list, jobs: list,
+    context: df.DurableOrchestrationContext,
+    pool_id: str,
+    request_id: str,
+    users: list,
+    jobs: list,
     tag: str = "",
 ) -> Generator[Any, Any, dict]:
     """Give each job's node (`{"nodeId", "users": [names], "ip"?, "port"?, "state"?}`, the endpoint as the
-    node listing showed it) its users, CHUNK_NODES nodes per activity. Each chunk writes its records `pending`
-    before any of its users is created and `active` once they exist, so the app always knows what it created,
-    and records appear as chunks finish. Returns the summary, the per-node failures and the problem nodes."""
-    at = format_timestamp(context.current_utc_datetime)
+    node listing showed it) its users, CHUNK_NODES nodes per activity, with the nodes in the activities'
+    inputs (for the few nodes reconcile finds; a poll's nodes go through `grant_staged`). Returns what
+    `grant_staged` does."""
     jobs = sorted(jobs, key=lambda j: j["nodeId"])
-    chunks = [jobs[start : start + CHUNK_NODES] for start in range(0, len(jobs), CHUNK_NODES)]
-    deadline = deadline_after(context, None)  # how long Batch may stay unavailable before that counts
-    summary = yield from grant_in_chunks(context, [
-        {"poolId": pool_id, "requestId": request_id, "users": users, "grantedAt": at, "order": n,
+    parts = [jobs[start : start + CHUNK_NODES] for start in range(0, len(jobs), CHUNK_NODES)]
+    inputs = [
+        {**_chunk_common(context, pool_id, request_id, users, n),
          "nodes": [{k: j[k] for k in ("nodeId", "users", "ip", "port", "state") if j.get(k) is not None}
-                   for j in chunk]}
-        for n, chunk in enumerate(chunks)
-    ], tag, deadline)  # fmt: skip
-    missing = {p["nodeId"] for p in summary["noEndpoint"]}
+                   for j in part]}
+        for n, part in enumerate(parts)
+    ]  # fmt: skip
+    summary = yield from grant_in_chunks(context, inputs, tag, deadline_after(context, None))
+    return _granted(summary, jobs)
+
+
+def grant_staged(
+    context: df.DurableOrchestrationContext,
+    pool_id: str,
+    request_id: str,
+    users: list,
+    staged: dict,
+    tag: str = "",
+) -> Generator[Any, Any, dict]:
+    """Give every user to each node of a staging (`{"work", "chunks", "nodes"}`, provisioning.grant_work),
+    one activity per staged chunk, which reads its nodes itself: the history holds no node list. Each chunk
+    writes its records `pending` before any of its users is created and `active` once they exist, so the app
+    always knows what it created, and records appear as chunks finish. Returns the counts, the per-node
+    failures, the problem nodes (no SSH endpoint) and the records written."""
+    inputs = [
+        {**_chunk_common(context, pool_id, request_id, users, n), "work": chunk_key(staged["work"], n)}
+        for n in range(staged["chunks"])
+    ]
+    # how long Batch may stay unavailable before that counts as a failure
+    summary = yield from grant_in_chunks(context, inputs, tag, deadline_after(context, None))
+    names = [u["name"] for u in users]
+    return _granted(summary, [{"nodeId": f["nodeId"], "users": names} for f in summary["failed"]])
+
+
+def _chunk_common(
+    context: df.DurableOrchestrationContext, pool_id: str, request_id: str, users: list, order: int
+) -> dict:
+    return {"poolId": pool_id, "requestId": request_id, "users": users,
+            "grantedAt": format_timestamp(context.current_utc_datetime), "order": order}  # fmt: skip
+
+
+def _granted(summary: dict, jobs: list) -> dict:
     problems = [
         {"nodeId": p["nodeId"], "state": "noendpoint", "reason": f"no SSH endpoint: {p['reason']}"}
         for p in sorted(summary["noEndpoint"], key=lambda p: p["nodeId"])
@@ -48,24 +84,18 @@ def grant_on_nodes(
     granted = {
         "nodes": summary["nodes"],
         "granted": summary["granted"],
-        "failures": grant_failures([j for j in jobs if j["nodeId"] not in missing], summary["failed"]),
+        "failures": grant_failures(jobs, summary["failed"]),
     }
-    return {
-        "granted": granted,
-        "problems": problems,
-        "written": summary["written"],
-        "connections": summary["connections"],
-    }
+    return {"granted": granted, "problems": problems, "written": summary["written"]}
 
 
 def no_grants() -> dict:
-    """What `grant_on_nodes` returns for no node: nothing granted, written or failed."""
-    return {"granted": {"nodes": 0, "granted": 0, "failures": []}, "problems": [], "written": 0,
-            "connections": []}  # fmt: skip
+    """What `grant_staged` returns for no node: nothing granted, written or failed."""
+    return {"granted": {"nodes": 0, "granted": 0, "failures": []}, "problems": [], "written": 0}
 
 
-def add_grants(total: dict, more: dict, sample: int = 100) -> dict:
-    """Two `grant_on_nodes` results (on different nodes) as one."""
+def add_grants(total: dict, more: dict) -> dict:
+    """Two `grant_staged` results (on different nodes) as one."""
     granted = {
         "nodes": total["granted"]["nodes"] + more["granted"]["nodes"],
         "granted": total["granted"]["granted"] + more["granted"]["granted"],
@@ -73,9 +103,24 @@ def add_grants(total: dict, more: dict, sample: int = 100) -> dict:
             total["granted"]["failures"] + more["granted"]["failures"], key=lambda f: f["nodeId"]
         ),
     }
-    connections = sorted(total["connections"] + more["connections"], key=lambda d: (d["user"], d["nodeId"]))
     return {"granted": granted, "problems": total["problems"] + more["problems"],
-            "written": total["written"] + more["written"], "connections": connections[:sample]}  # fmt: skip
+            "written": total["written"] + more["written"]}  # fmt: skip
+
+
+def finish_grant_work(
+    context: df.DurableOrchestrationContext, pool_id: str, request_id: str, granted: int
+) -> Generator[Any, Any, list]:
+    """The run is done granting: its staged work rows go, and a sample of the connections it granted (read
+    from the records, for the event) comes back."""
+    yield context.call_activity_with_retry(
+        "clear_grant_work", ACTIVITY_RETRY, {"poolId": pool_id, "run": context.instance_id}
+    )
+    if not granted:
+        return []
+    sample = yield context.call_activity_with_retry(
+        "connection_sample", ACTIVITY_RETRY, {"poolId": pool_id, "requestId": request_id}
+    )
+    return sample["connections"]
 
 
 def grant_pool_access(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dict]:
@@ -111,28 +156,22 @@ def grant_pool_access(context: df.DurableOrchestrationContext) -> Generator[Any,
         {"poolId": pool_id, "createdByApp": False, "requestId": request_id, "users": users, "at": at,
          "busyUntil": format_timestamp(context.current_utc_datetime + timedelta(seconds=BUSY_SECONDS))},
     )  # fmt: skip
-    snapshot = yield from call_batch(
-        context, "poll_pool", {"poolId": pool_id, "includeUsable": True}, deadline
-    )
-    usable = snapshot["usable"] or []
-    endpoints = snapshot.get("endpoints") or {}
-    # Nodes still on their way are no problem: reconcile grants them as they become usable.
-    problems = [
-        p for p in snapshot["problems"] if classify_node_state(p["state"]) is not NodeCategory.PENDING
-    ]
-    counts = phases.progress(target=len(usable), ready=len(usable), users_total=len(usable) * len(users))
+    stage = {"run": context.instance_id, "batch": 0}
+    snapshot = yield from call_batch(context, "poll_pool", {"poolId": pool_id, "stage": stage}, deadline)
+    usable = snapshot["usable"]
+    counts = phases.progress(target=usable, ready=usable, users_total=usable * len(users))
     context.set_custom_status(custom_status(phases.GRANTING_ACCESS, pool_id, counts))
-    names = [u["name"] for u in users]
-    granted = yield from grant_on_nodes(
-        context, pool_id, request_id, users, node_jobs(usable, names, endpoints)
-    )
+    granted = no_grants()
+    if snapshot.get("staged"):
+        granted = yield from grant_staged(context, pool_id, request_id, users, snapshot["staged"])
+    connections = yield from finish_grant_work(context, pool_id, request_id, granted["granted"]["granted"])
     output = summarize_outcome(
         request=request,
         granted=granted["granted"],
-        problems=problems + granted["problems"],
+        problems=snapshot["problems"] + granted["problems"],
         records_written=granted["written"],
         status_url=options["statusUrl"],
-        target=len(usable),
+        target=usable,
     )
     output["kind"] = "grant-access"
     output["nodesPending"] = snapshot["counts"]["pending"]  # they get the users from reconcile as they join
@@ -143,25 +182,13 @@ def grant_pool_access(context: df.DurableOrchestrationContext) -> Generator[Any,
     )  # fmt: skip
     if output.get("error"):
         body["error"] = output["error"]
-    connections = with_connections(body, granted["connections"], granted["granted"]["granted"])
-    yield context.call_activity_with_retry("publish_event", ACTIVITY_RETRY, connections)
+    with_connections(body, connections, granted["granted"]["granted"])
+    yield context.call_activity_with_retry("publish_event", ACTIVITY_RETRY, body)
     yield context.call_activity_with_retry(
         "set_managed_pool_state", ACTIVITY_RETRY, {"poolId": pool_id, "busyUntil": at}
     )
     context.set_custom_status(custom_status(output["outcome"], pool_id, output["progress"]))
     return output
-
-
-def node_jobs(usable: list, names: list, endpoints: dict) -> list[dict]:
-    """A grant job per usable node with the endpoint the listing showed (`[ip, port, state]`), if any."""
-    jobs = []
-    for node_id in usable:
-        job: dict[str, Any] = {"nodeId": node_id, "users": names}
-        found = endpoints.get(node_id)
-        if found:
-            job.update(ip=found[0], port=found[1], state=found[2])
-        jobs.append(job)
-    return jobs
 
 
 def _pool_error(checked: dict) -> dict:

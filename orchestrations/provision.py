@@ -10,7 +10,7 @@ from typing import Any
 import azure.durable_functions as df
 
 from orchestrations.fan_out import ACTIVITY_RETRY
-from orchestrations.granting import add_grants, grant_on_nodes, no_grants, node_jobs
+from orchestrations.granting import add_grants, finish_grant_work, grant_staged, no_grants
 from orchestrations.retrying import TransientExhausted, call_batch, deadline_after
 from provisioning import progress as phases
 from provisioning.durations import format_timestamp
@@ -47,28 +47,27 @@ class Run:
 
 def wait_and_grant(
     context: df.DurableOrchestrationContext, run: Run, options: dict
-) -> Generator[Any, Any, tuple[list, list, dict | None, dict]]:
+) -> Generator[Any, Any, tuple[list, dict | None, dict]]:
     """Poll with durable timers and backoff until the nodes settle, the deadline passes or it fails, granting
-    the users on nodes as they become ready: each poll lists only the nodes that became ready since the one
-    before (with their SSH endpoints), and those are granted at once, before polling on. Once nodes start to
-    become ready the rest follow soon, so polling stays at the first interval from then on. Returns the usable
-    nodes, the problem nodes, the allocation error when fewer nodes came, and what the grants did."""
+    the users on nodes as they become ready: each poll stages the nodes that became ready since the ones
+    before (provisioning.grant_work) and those are granted at once, before polling on. Once nodes start to
+    become ready the rest follow soon, so polling stays at the first interval from then on. Returns the
+    problem nodes, the allocation error when fewer nodes came, and what the grants did."""
     request, users = run.request, run.request["users"]
-    names = [u["name"] for u in users]
     deadline = context.current_utc_datetime + timedelta(seconds=options["deadlineSeconds"])
     # A poll Batch did not answer is tried again; past the deadline one last answer is still awaited a while.
     retry_deadline = deadline_after(context, options["deadlineSeconds"] * 2)
-    interval, since, done, batches, result = None, None, set(), 0, no_grants()
+    interval, batches, result = None, 0, no_grants()
     while True:
         deadline_passed = context.current_utc_datetime >= deadline
         snapshot = yield from call_batch(
             context,
             "poll_pool",
-            {"poolId": request["poolId"], "includeUsable": deadline_passed, "readySince": since},
+            {"poolId": request["poolId"], "listPending": deadline_passed,
+             "stage": {"run": context.instance_id, "batch": batches}},
             retry_deadline,
-        )
+        )  # fmt: skip
         counts = snapshot["counts"]
-        since = snapshot.get("readyUntil") or since
         run.phase(
             phases.WAITING_FOR_NODES,
             nodesIdle=counts["ready"],
@@ -79,23 +78,24 @@ def wait_and_grant(
             raise ProvisioningFailed(
                 {"code": decision["code"], "message": decision["message"]}, snapshot["problems"]
             )
-        listed = snapshot["usable"] if snapshot["usable"] is not None else sorted(snapshot.get("ready") or {})
-        ready = [n for n in listed if n not in done]
-        if ready:
-            endpoints = snapshot.get("endpoints") or snapshot.get("ready") or {}
+        staged = snapshot.get("staged")
+        if staged:
             if decision["action"] == "proceed":
                 failed = len(snapshot["problems"])
-                run.phase(phases.GRANTING_ACCESS, nodesIdle=len(listed), nodesFailed=failed)
-            granted = yield from grant_on_nodes(
-                context, request["poolId"], request["requestId"], users, node_jobs(ready, names, endpoints),
+                run.phase(phases.GRANTING_ACCESS, nodesIdle=snapshot["usable"], nodesFailed=failed)
+            granted = yield from grant_staged(
+                context,
+                request["poolId"],
+                request["requestId"],
+                users,
+                staged,
                 f"{batches}." if batches else "",
-            )  # fmt: skip
+            )
             result = add_grants(result, granted)
-            done.update(ready)
             batches += 1
         if decision["action"] == "proceed":
-            return decision["usable"], snapshot["problems"], decision.get("allocationError"), result
-        if ready:
+            return snapshot["problems"], decision.get("allocationError"), result
+        if staged:
             run.phase(phases.WAITING_FOR_NODES, usersGranted=result["granted"]["granted"])
             continue  # granting took a while: more nodes may be ready by now
         if counts["ready"]:
@@ -131,7 +131,7 @@ def provision_pool(context: df.DurableOrchestrationContext) -> Generator[Any, An
     run = Run(context, request)
     retry_deadline = deadline_after(context, options["deadlineSeconds"])
     image, problems, error, written, pool_is_ours = None, [], None, 0, False
-    allocation_error, granted, connections = None, {}, []
+    allocation_error, granted = None, {}
     try:
         run.phase(phases.SELECTING_IMAGE)
         chosen = yield from call_batch(
@@ -157,8 +157,8 @@ def provision_pool(context: df.DurableOrchestrationContext) -> Generator[Any, An
                  seconds=options["deadlineSeconds"] + BUSY_MARGIN_SECONDS))},
         )  # fmt: skip
 
-        usable, problems, allocation_error, result = yield from wait_and_grant(context, run, options)
-        granted, written, connections = result["granted"], result["written"], result["connections"]
+        problems, allocation_error, result = yield from wait_and_grant(context, run, options)
+        granted, written = result["granted"], result["written"]
         problems = problems + result["problems"]
         run.phase(phases.RECORDING_CONNECTIONS, usersGranted=granted["granted"])
     except ProvisioningFailed as failure:
@@ -187,6 +187,11 @@ def provision_pool(context: df.DurableOrchestrationContext) -> Generator[Any, An
         )
         output["poolDeleted"] = deleted["deleted"]
 
+    connections = []
+    if pool_is_ours:
+        connections = yield from finish_grant_work(
+            context, pool_id, request["requestId"], output["progress"]["usersGranted"]
+        )
     run.phase(phases.PUBLISHING, **{k: v for k, v in output["progress"].items() if k in run.counts})
     at = format_timestamp(context.current_utc_datetime)
     body = with_connections(

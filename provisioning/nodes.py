@@ -58,15 +58,13 @@ def node_problem(node: dict[str, Any]) -> dict[str, Any]:
 
 
 def summarize_pool(
-    pool: dict[str, Any], nodes: list[dict[str, Any]], *, include_usable: bool = False
+    pool: dict[str, Any], nodes: list[dict[str, Any]], *, list_pending: bool = False
 ) -> dict[str, Any]:
-    """A compact, JSON-able snapshot of a pool for the orchestration: counts, resize errors, problem nodes.
-
-    Usable node ids are listed once the pool has settled (or when asked), so polls stay small for big pools.
-    """
+    """A compact, JSON-able snapshot of a pool for the orchestration: counts, resize errors, problem nodes;
+    never a list of every node, so polls stay small however big the pool. Nodes still on their way count as
+    problems once the pool has settled or when asked (`list_pending`, the deadline has passed)."""
     counts = {c.value: 0 for c in NodeCategory}
     states: dict[str, int] = {}
-    usable: list[str] = []
     problems: list[dict[str, Any]] = []
     pending: list[dict[str, Any]] = []
     for node in nodes:
@@ -74,15 +72,12 @@ def summarize_pool(
         states[state] = states.get(state, 0) + 1
         category = classify_node_state(state)
         counts[category.value] += 1
-        if category is NodeCategory.READY:
-            usable.append(node["id"])
-        elif category is NodeCategory.PENDING:
+        if category is NodeCategory.PENDING:
             pending.append(node)
-        else:
+        elif category is not NodeCategory.READY:
             problems.append(node_problem(node))
     allocation = (pool.get("allocationState") or "").lower()
     settled = allocation == "steady" and counts[NodeCategory.PENDING.value] == 0
-    show_all = settled or include_usable
     return {
         "poolState": (pool.get("state") or "").lower(),
         "allocationState": allocation,
@@ -94,13 +89,13 @@ def summarize_pool(
         "counts": counts,
         "states": states,
         "settled": settled,
-        "usable": sorted(usable) if show_all else None,
-        "problems": problems + ([node_problem(n) for n in pending] if show_all else []),
+        "usable": counts[NodeCategory.READY.value],
+        "problems": problems + ([node_problem(n) for n in pending] if settled or list_pending else []),
     }
 
 
 def wait_decision(snapshot: dict[str, Any], *, deadline_passed: bool) -> dict[str, Any]:
-    """`wait`, `proceed` (with the usable nodes) or `fail` (with code and message) after one poll."""
+    """`wait`, `proceed` (with the number of usable nodes) or `fail` (with code and message) after a poll."""
     if snapshot["poolState"] == "missing":
         return {"action": "fail", "code": "PoolNotFound", "message": "the pool no longer exists"}
     if snapshot["poolState"] == "deleting":

@@ -44,9 +44,7 @@ def custom_status(
     return status
 
 
-def node_outcomes(
-    failures: list[dict[str, Any]], problems: list[dict[str, Any]]
-) -> list[dict[str, Any]]:
+def node_outcomes(failures: list[dict[str, Any]], problems: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The nodes that need attention: partial (some users) or failed (none) grants, and unusable nodes (never
     became ready). Nodes that got every user are counted, not listed."""
     outcomes = list(failures)

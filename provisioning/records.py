@@ -169,43 +169,6 @@ def record_for(
     )
 
 
-def build_records(
-    *,
-    pool_id: str,
-    request_id: str,
-    users: list[dict[str, Any]],
-    grants: list[dict[str, Any]],
-    endpoints: dict[str, dict[str, Any]],
-    granted_at: datetime,
-) -> list[SshConnectionRecord]:
-    """An `active` record for every (node, user) that was granted and whose node has an SSH endpoint.
-
-    `grants` are the per-node results of user creation (`{"nodeId", "users": {name: {"ok": bool}}}`),
-    `endpoints` maps node id to `{"ip", "port", "state"}`.
-    """
-    by_name = {u["name"]: u for u in users}
-    records = []
-    for grant in grants:
-        endpoint = endpoints.get(grant["nodeId"])
-        if not endpoint or not endpoint.get("ip"):
-            continue
-        for name, outcome in sorted((grant.get("users") or {}).items()):
-            if not outcome.get("ok") or name not in by_name:
-                continue
-            records.append(
-                record_for(
-                    pool_id=pool_id,
-                    node_id=grant["nodeId"],
-                    user=by_name[name],
-                    endpoint=endpoint,
-                    request_id=request_id,
-                    state=ACTIVE,
-                    at=granted_at,
-                )
-            )
-    return records
-
-
 def render_table(records: list[SshConnectionRecord]) -> str:
     """The seed's `node | state | ip | port` table, one block per user (active records only)."""
     active = [r for r in records if r.state == ACTIVE]

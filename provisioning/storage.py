@@ -123,6 +123,14 @@ class ConnectionRecords:
         )
         return {e["RowKey"]: bool(e.get("IsAdmin")) for e in entities if e["RowKey"] in wanted}
 
+    def active_for_request(self, pool_id: str, request_id: str) -> list[SshConnectionRecord]:
+        """The pool's active records that `request_id` wrote."""
+        entities = self._table.query_entities(
+            "PartitionKey eq @pk and RequestId eq @request and State eq 'active'",
+            parameters={"pk": partition_key(pool_id), "request": request_id},
+        )
+        return [SshConnectionRecord.from_entity(e) for e in entities]
+
     def _states(self, pool_id: str, row_keys: list[str] | None = None) -> dict[str, str]:
         """RowKey -> State of the pool's records; with `row_keys`, only the RowKey range that spans them (a
         chunk of nodes reads its own records, not the whole pool's)."""

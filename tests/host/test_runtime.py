@@ -21,7 +21,6 @@ REFUSAL = (
 )
 
 
-
 def test_the_product_app_is_accepted_whole_by_azures_python_runtime() -> None:
     result = run_cli("--app-dir", str(REPO_ROOT), "--check")
     assert result.returncode == 0, result.stderr
@@ -31,7 +30,6 @@ def test_the_product_app_is_accepted_whole_by_azures_python_runtime() -> None:
     assert count == len(listed) == len(names)
     assert {"provision_pool", "create_pool", "grant_node_users", "start_pool"} <= names
     assert not result.stderr.strip()
-
 
 
 def test_an_app_the_runtime_refuses_does_not_start_and_says_why(

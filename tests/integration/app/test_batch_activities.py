@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 from datetime import UTC, datetime
 
 import pytest
@@ -11,17 +12,19 @@ import pytest
 from activities.batch_pools import (
     create_pool,
     delete_pool,
-    gather_ssh_endpoints,
     inspect_pool,
     poll_pool,
     select_pool_image,
     survey_pool,
 )
+from activities.connection_records import connection_sample
+from activities.managed_pools import clear_grant_work, read_grant_work
 from activities.node_users import delete_node_users, grant_node_users
 from devstack.process import wait_until
 from devstack.ssh_client import run_with_password
 from provisioning.clients import close_async_batch_clients
 from provisioning.durations import format_timestamp
+from provisioning.grant_work import chunk_key
 from provisioning.nodes import wait_decision
 from provisioning.passwords import PasswordCipher
 from provisioning.request import validate_request
@@ -62,6 +65,12 @@ def ready_pool(app_env, ssh_key, image, **kwargs):
     assert create_pool({"request": request, "image": image})["ok"]
     snapshot = wait_for_settled(poll_pool, request["poolId"])
     return request, snapshot
+
+
+def usable(pool_id: str) -> dict[str, dict]:
+    """The pool's ready nodes with their SSH endpoints, by node id (survey_pool: one listing)."""
+    nodes = survey_pool({"poolId": pool_id})["nodes"]
+    return {node_id: info for node_id, info in sorted(nodes.items()) if info["category"] == "ready"}
 
 
 def test_select_image_twice_gives_the_same_verified_image(app_env):
@@ -111,7 +120,7 @@ def test_create_pool_reports_the_service_error_for_an_unknown_size(app_env, ssh_
 def test_poll_pool_settles_with_every_node_usable_and_twice_agrees(app_env, ssh_key, image):
     request, snapshot = ready_pool(app_env, ssh_key, image, nodes=3)
     assert snapshot["counts"]["ready"] == 3 and snapshot["settled"]
-    assert len(snapshot["usable"]) == 3 and snapshot["problems"] == []
+    assert snapshot["usable"] == 3 and snapshot["problems"] == []
     assert poll_pool({"poolId": request["poolId"]}) == snapshot
 
 
@@ -122,10 +131,10 @@ def test_a_failing_start_task_is_reported_for_that_node(app_env, ssh_key, image,
     assert create_pool({"request": request, "image": image})["ok"]
     snapshot = wait_for_settled(poll_pool, pool_id)
     decision = wait_decision(snapshot, deadline_passed=False)
-    assert decision["action"] == "proceed" and len(decision["usable"]) == 2
+    assert decision["action"] == "proceed" and decision["usable"] == 2
     (problem,) = snapshot["problems"]
     assert problem["state"] == "starttaskfailed" and "exit code 7" in problem["reason"]
-    assert problem["nodeId"] not in decision["usable"]
+    assert problem["nodeId"] not in usable(pool_id)
 
 
 def test_a_quota_error_after_some_nodes_goes_on_with_them(app_env, ssh_key, image, emulator_faults_cleared):
@@ -134,7 +143,7 @@ def test_a_quota_error_after_some_nodes_goes_on_with_them(app_env, ssh_key, imag
     request = make_request(app_env, ssh_key, pool_id, nodes=3)
     assert create_pool({"request": request, "image": image})["ok"]
     decision = wait_decision(wait_for_settled(poll_pool, pool_id), deadline_passed=False)
-    assert decision["action"] == "proceed" and len(decision["usable"]) == 1
+    assert decision["action"] == "proceed" and decision["usable"] == 1
     assert decision["allocationError"]["code"] == "AccountCoreQuotaReached"
 
 
@@ -194,7 +203,7 @@ def records_of(settings, pool_id) -> dict:
 
 def test_grant_twice_then_ssh_works_with_one_active_record(app_env, ssh_key, image, batch_emulator):
     request, snapshot = ready_pool(app_env, ssh_key, image)
-    node_id = snapshot["usable"][0]
+    node_id = next(iter(usable(request["poolId"])))
     first = grant(request, [node_id])
     assert (first["granted"], first["actions"], first["failed"]) == (1, {"created": 1}, [])
     again = grant(request, [node_id])  # run twice: the app's own record says the user is the app's
@@ -206,7 +215,8 @@ def test_grant_twice_then_ssh_works_with_one_active_record(app_env, ssh_key, ima
     assert (record.state, record.ip, record.port) == ("active", login.remote_login_ip_address,
                                                       login.remote_login_port)  # fmt: skip
     connection = {"nodeId": node_id, "user": "alice", "ip": record.ip, "port": record.port}
-    assert first["connections"] == [connection]
+    sample = connection_sample({"poolId": request["poolId"], "requestId": request["requestId"]})
+    assert sample == {"connections": [connection]}  # what the event tells, read from the records
     result = ssh_run(ssh_key, "alice", record.ip, record.port)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == node_id
@@ -216,10 +226,12 @@ def test_grant_takes_endpoints_from_the_listing_and_asks_batch_only_for_the_user
     app_env, ssh_key, image, emulator_faults_cleared
 ):
     request, snapshot = ready_pool(app_env, ssh_key, image, nodes=3)
-    endpoints = snapshot["endpoints"]
-    listed = {n: {"ip": ip, "port": port, "state": state} for n, (ip, port, state) in endpoints.items()}
+    listed = {
+        n: {"ip": e["ip"], "port": e["port"], "state": e["state"]}
+        for n, e in usable(request["poolId"]).items()
+    }
     emulator_faults_cleared.reset_counters()
-    result = grant(request, snapshot["usable"], listing=listed)
+    result = grant(request, sorted(listed), listing=listed)
     assert result["granted"] == 3 and result["written"] == 3
     calls = emulator_faults_cleared.counters()["calls"]
     assert calls == {"create_node_user": 3}  # no listing, no remote-login call: one Batch call per user
@@ -229,15 +241,41 @@ def test_grant_takes_endpoints_from_the_listing_and_asks_batch_only_for_the_user
     }
 
 
+def test_a_poll_stages_the_ready_nodes_once_and_a_chunk_grants_them_from_the_stage(
+    app_env, ssh_key, image, emulator_faults_cleared
+):
+    request, _ = ready_pool(app_env, ssh_key, image, nodes=3)
+    pool_id, run = request["poolId"], f"run-{request['poolId']}"
+    nodes = usable(pool_id)
+    first = poll_pool({"poolId": pool_id, "stage": {"run": run, "batch": 0}})
+    assert first["staged"] == {"work": f"{run}|0", "chunks": 1, "nodes": 3}
+    assert not any(node_id in json.dumps(first) for node_id in nodes)  # counts and a reference, no node list
+    assert poll_pool({"poolId": pool_id, "stage": {"run": run, "batch": 0}}) == first  # run again: same rows
+    assert "staged" not in poll_pool({"poolId": pool_id, "stage": {"run": run, "batch": 1}})  # nothing new
+    work = chunk_key(first["staged"]["work"], 0)
+    assert read_grant_work({"poolId": pool_id, "work": work}) == {"nodeIds": sorted(nodes)}
+
+    emulator_faults_cleared.reset_counters()
+    result = run_on_a_loop({"poolId": pool_id, "requestId": request["requestId"], "users": request["users"],
+                            "grantedAt": format_timestamp(datetime.now(UTC)), "work": work})  # fmt: skip
+    assert (result["nodes"], result["granted"], result["written"]) == (3, 3, 3)
+    assert emulator_faults_cleared.counters()["calls"] == {"create_node_user": 3}  # endpoints from the stage
+    assert {(r.node_id, r.ip, r.port, r.state) for r in records_of(app_env, pool_id).values()} == {
+        (n, e["ip"], e["port"], "active") for n, e in nodes.items()
+    }
+    assert clear_grant_work({"poolId": pool_id, "run": run}) == {"cleared": 1}
+    assert clear_grant_work({"poolId": pool_id, "run": run}) == {"cleared": 0}
+
+
 def test_a_password_reaches_batch_decrypted(app_env, ssh_key, image, batch_emulator):
     request, snapshot = ready_pool(app_env, ssh_key, image, nodes=1, password="a long enough secret")
     assert "a long enough secret" not in str(request)
-    node_id = snapshot["usable"][0]
+    node_id = next(iter(usable(request["poolId"])))
     result = grant(request, [node_id])
     assert result["granted"] == 1
     nodes = batch_emulator.pool_nodes(request["poolId"])
     assert "a long enough secret" not in str(nodes) and "a long enough secret" not in str(result)
-    endpoint = gather_ssh_endpoints({"poolId": request["poolId"], "nodeIds": [node_id]})["endpoints"][node_id]
+    endpoint = usable(request["poolId"])[node_id]
     assert (
         run_with_password(endpoint["ip"], endpoint["port"], "alice", "a long enough secret").strip()
         == node_id
@@ -250,7 +288,7 @@ def test_a_user_the_app_did_not_create_is_never_replaced(app_env, ssh_key, image
     from devstack.ssh_client import generate_key
 
     request, snapshot = ready_pool(app_env, ssh_key, image, nodes=1)
-    node_id = snapshot["usable"][0]
+    node_id = next(iter(usable(request["poolId"])))
     theirs = generate_key(tmp_path, "theirs")
     batch_emulator.client().create_node_user(
         request["poolId"], node_id,
@@ -262,7 +300,7 @@ def test_a_user_the_app_did_not_create_is_never_replaced(app_env, ssh_key, image
         (node_id, "alice", "UserNotCreatedByApp")
     ]
     assert records_of(app_env, request["poolId"]) == {}  # its pending record is dropped: not the app's
-    endpoint = gather_ssh_endpoints({"poolId": request["poolId"], "nodeIds": [node_id]})["endpoints"][node_id]
+    endpoint = usable(request["poolId"])[node_id]
     assert ssh_run(theirs, "alice", endpoint["ip"], endpoint["port"]).returncode == 0  # still theirs
     assert ssh_run(ssh_key, "alice", endpoint["ip"], endpoint["port"]).returncode != 0
     assert grant(request, [node_id])["failed"][0]["error"]["code"] == "UserNotCreatedByApp"  # and stays so
@@ -272,7 +310,7 @@ def test_throttling_is_reported_as_transient_with_a_retry_not_as_a_failure(
     app_env, ssh_key, image, emulator_faults_cleared
 ):
     request, snapshot = ready_pool(app_env, ssh_key, image, nodes=2)
-    first, second = snapshot["usable"]
+    first, second = usable(request["poolId"])
     emulator_faults_cleared.inject_fault("create_node_user", status=429, retry_after=0)
     result = grant(request, [first, second])
     assert result["granted"] == 0 and result["failed"] == []
@@ -288,7 +326,7 @@ def test_throttling_is_reported_as_transient_with_a_retry_not_as_a_failure(
 
 def test_grant_captures_errors_per_node_and_user(app_env, ssh_key, image):
     request, snapshot = ready_pool(app_env, ssh_key, image, nodes=1)
-    good = snapshot["usable"][0]
+    good = next(iter(usable(request["poolId"])))
     listed = {"no-such-node": {"ip": "127.0.0.9", "port": 40999, "state": "idle"}}
     result = grant(request, [good, "no-such-node"], listing=listed)
     assert result["granted"] == 1
@@ -299,9 +337,9 @@ def test_grant_captures_errors_per_node_and_user(app_env, ssh_key, image):
 
 def test_delete_node_users_twice_then_login_is_refused(app_env, ssh_key, image):
     request, snapshot = ready_pool(app_env, ssh_key, image, nodes=1)
-    node_id = snapshot["usable"][0]
+    node_id = next(iter(usable(request["poolId"])))
     grant(request, [node_id])
-    endpoint = gather_ssh_endpoints({"poolId": request["poolId"], "nodeIds": [node_id]})["endpoints"][node_id]
+    endpoint = usable(request["poolId"])[node_id]
     assert ssh_run(ssh_key, "alice", endpoint["ip"], endpoint["port"]).returncode == 0
     payload = {"poolId": request["poolId"], "nodeId": node_id, "users": ["alice"]}
     assert delete_node_users(payload)["users"]["alice"] == {"ok": True, "result": "deleted"}
@@ -319,7 +357,7 @@ def test_survey_twice_and_delete_pool_twice(app_env, ssh_key, image, batch_emula
     request, snapshot = ready_pool(app_env, ssh_key, image, nodes=2)
     survey = survey_pool({"poolId": request["poolId"]})
     assert survey == survey_pool({"poolId": request["poolId"]})
-    assert sorted(survey["nodes"]) == sorted(snapshot["usable"])
+    assert len(survey["nodes"]) == snapshot["usable"] == 2
     assert {n["category"] for n in survey["nodes"].values()} == {"ready"}
     assert all(n["ip"] and n["port"] for n in survey["nodes"].values())
     assert delete_pool({"poolId": request["poolId"]})["deleted"] is True

@@ -8,18 +8,18 @@ from datetime import UTC, datetime, timedelta
 from azure.data.tables import TableClient
 from azure.storage.queue import QueueClient, TextBase64DecodePolicy
 
+from activities._common import settings as app_settings
 from activities.connection_records import (
     find_expired_records,
     find_user_records,
     mark_pool_records,
     mark_records,
     mark_user_records,
-    prepare_connection_records,
-    write_connection_records,
 )
 from activities.events import publish_event
 from activities.managed_pools import active_grants, list_managed_pools, register_managed_pool, set_grant_state
 from provisioning.durations import format_timestamp
+from provisioning.records import ACTIVE, record_for
 from provisioning.storage import MAX_TRANSACTION, ConnectionRecords, RequestEntries
 
 from .conftest import unique_pool
@@ -48,24 +48,15 @@ def users(expiry: datetime) -> list[dict]:
     ]
 
 
-def write(pool_id: str, nodes: int, expiry: datetime) -> dict:
-    grants = [
-        {"nodeId": f"node-{i:04d}", "users": {"alice": {"ok": True}, "bob": {"ok": True}}}
+def write(pool_id: str, nodes: int, expiry: datetime) -> int:
+    """Active records for alice and bob on `nodes` nodes, written as a grant writes them."""
+    records = [
+        record_for(pool_id=pool_id, node_id=f"node-{i:04d}", user=user, request_id="r1", state=ACTIVE, at=NOW,
+                   endpoint={"ip": "127.9.0.1", "port": 40000 + i, "state": "idle"})
         for i in range(nodes)
-    ]
-    endpoints = {
-        g["nodeId"]: {"ip": "127.9.0.1", "port": 40000 + i, "state": "idle"} for i, g in enumerate(grants)
-    }
-    return write_connection_records(
-        {
-            "poolId": pool_id,
-            "requestId": "r1",
-            "users": users(expiry),
-            "grants": grants,
-            "endpoints": endpoints,
-            "grantedAt": format_timestamp(NOW),
-        }
-    )
+        for user in users(expiry)
+    ]  # fmt: skip
+    return ConnectionRecords(app_settings()).upsert(records)
 
 
 def table(settings) -> TableClient:
@@ -76,8 +67,8 @@ def test_write_records_twice_leaves_one_record_per_node_and_user(app_env):
     pool_id = unique_pool()
     nodes = 60  # 120 records: more than one transaction for the partition
     assert 2 * nodes > MAX_TRANSACTION
-    assert write(pool_id, nodes, NOW + timedelta(hours=1)) == {"written": 120, "dropped": 0}
-    assert write(pool_id, nodes, NOW + timedelta(hours=1)) == {"written": 120, "dropped": 0}
+    assert write(pool_id, nodes, NOW + timedelta(hours=1)) == 120
+    assert write(pool_id, nodes, NOW + timedelta(hours=1)) == 120
     entities = list(table(app_env).query_entities("PartitionKey eq @pk", parameters={"pk": pool_id}))
     assert len(entities) == 120
     sample = next(e for e in entities if e["RowKey"] == "node-0003|bob")
@@ -178,39 +169,24 @@ def test_request_entries_show_the_newest_accepted_request_and_a_later_rejection(
 
 
 def test_pending_records_come_first_and_say_which_users_are_already_the_apps(app_env):
-    pool_id = unique_pool()
-    endpoints = {"node-0000": {"ip": "127.9.0.1", "port": 40000, "state": "idle"}}
-    payload = {
-        "poolId": pool_id,
-        "requestId": "r1",
-        "users": users(NOW + timedelta(hours=1)),
-        "jobs": [{"nodeId": "node-0000", "users": ["alice", "bob"]}],
-        "endpoints": endpoints,
-        "at": format_timestamp(NOW),
-    }
-    assert prepare_connection_records(payload) == {"pending": 2, "owned": {}}
-    states = {r.row_key: r.state for r in ConnectionRecords(app_env).for_pool(pool_id)}
+    pool_id, store = unique_pool(), ConnectionRecords(app_env)
+    endpoint = {"ip": "127.9.0.1", "port": 40000, "state": "idle"}
+    alice, bob = users(NOW + timedelta(hours=1))
+
+    def records(state, *who):
+        return [record_for(pool_id=pool_id, node_id="node-0000", user=u, endpoint=endpoint, request_id="r1",
+                           state=state, at=NOW) for u in who]  # fmt: skip
+
+    assert store.prepare(records("pending", alice, bob)) == []  # none was the app's before
+    states = {r.row_key: r.state for r in store.for_pool(pool_id)}
     assert states == {"node-0000|alice": "pending", "node-0000|bob": "pending"}
     # revoke and expiry find pending records: the user may exist already
     assert [r["user"] for r in find_user_records({"poolId": pool_id, "user": "bob"})["records"]] == ["bob"]
-    grants = [
-        {
-            "nodeId": "node-0000",
-            "users": {
-                "alice": {"ok": True},
-                "bob": {"ok": False, "error": {"code": "UserNotCreatedByApp", "message": "m"}},
-            },
-        }
-    ]
-    written = write_connection_records({"poolId": pool_id, "requestId": "r1", "users": payload["users"],
-                                        "grants": grants, "endpoints": endpoints,
-                                        "grantedAt": format_timestamp(NOW)})  # fmt: skip
-    assert written == {"written": 1, "dropped": 1}  # bob on that node is someone else's: no record
-    assert {r.row_key: r.state for r in ConnectionRecords(app_env).for_pool(pool_id)} == {
-        "node-0000|alice": "active"
-    }
-    again = prepare_connection_records(payload)
-    assert again == {"pending": 1, "owned": {"node-0000": {"alice": True}}}
+    assert store.activate(records("active", alice), {"node-0000|alice"}) == 1
+    assert store.drop_pending(pool_id, ["node-0000|bob"]) == 1  # bob there is someone else's: no record
+    assert {r.row_key: r.state for r in store.for_pool(pool_id)} == {"node-0000|alice": "active"}
+    assert store.prepare(records("pending", alice, bob)) == ["node-0000|alice"]  # alice is the app's
+    assert store.admin_flags(pool_id, ["node-0000|alice"]) == {"node-0000|alice": True}
     assert mark_pool_records({"poolId": pool_id, "state": "deleted", "at": format_timestamp(NOW)}) == {
         "marked": 2
     }

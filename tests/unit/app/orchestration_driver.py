@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from orchestrations.fan_out import grant_node_chunks, run_activity_batch
+from provisioning.grant_work import CHUNK_NODES, batch_key, chunk_key, run_prefix
 
 SUB_ORCHESTRATORS = {"run_activity_batch": run_activity_batch, "grant_node_chunks": grant_node_chunks}
 
@@ -66,18 +67,71 @@ class Recorder:
 Responder = Callable[[str, Any], Any]  # (activity name, input) -> result, or raise ActivityError
 
 
-def grant_chunk(data: dict, *, failing=(), transient=(), raising=(), error=None) -> dict:
+class Staging:
+    """The Table side of granting, in memory: what `poll_pool` stages (provisioning.grant_work's chunking),
+    what a chunk reads back, the pairs chunks granted (their records) and what `connection_sample` reads."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, list] = {}
+        self.ever: dict[str, list] = {}  # every row staged, cleared or not: what the tests look back at
+        self.granted: list[dict] = []
+        self.cleared: list[str] = []
+
+    def stage(self, data: dict, ready: list[list]) -> dict | None:
+        """Stage the `ready` nodes (`[nodeId, ip, port, state]`) no earlier staging of the run handed on."""
+        run, batch = data["stage"]["run"], batch_key(data["stage"]["run"], data["stage"]["batch"])
+        own = chunk_key(batch, 0)[:-5]
+        done = {n[0] for key, nodes in self.rows.items() if key.startswith(run_prefix(run))
+                and not key.startswith(own) for n in nodes}  # fmt: skip
+        fresh = sorted((n for n in ready if n[0] not in done), key=lambda n: n[0])
+        if not fresh:
+            return None
+        parts = [fresh[i : i + CHUNK_NODES] for i in range(0, len(fresh), CHUNK_NODES)]
+        for k, part in enumerate(parts):
+            self.rows[chunk_key(batch, k)] = self.ever[chunk_key(batch, k)] = part
+        return {"work": batch, "chunks": len(parts), "nodes": len(fresh)}
+
+    def nodes_of(self, data: dict, rows: dict | None = None) -> list[dict]:
+        """The nodes of a chunk's input, as the activity reads them (a KeyError once cleared)."""
+        if not data.get("work"):
+            return data["nodes"]
+        names = [u["name"] for u in data["users"]]
+        return [{"nodeId": n, "ip": ip, "port": port, "state": state, "users": names}
+                for n, ip, port, state in (self.rows if rows is None else rows)[data["work"]]]  # fmt: skip
+
+    def nodes_in(self, data: dict) -> list[dict]:
+        """The nodes a chunk was given, also after the run cleared its rows."""
+        return self.nodes_of(data, self.ever)
+
+    def read(self, data: dict) -> dict:
+        return {"nodeIds": [n[0] for n in self.rows[data["work"]]]}
+
+    def clear(self, data: dict) -> dict:
+        self.cleared.append(data["run"])
+        doomed = [key for key in self.rows if key.startswith(run_prefix(data["run"]))]
+        for key in doomed:
+            del self.rows[key]
+        return {"cleared": len(doomed)}
+
+    def sample(self, data: dict) -> dict:
+        return {"connections": sorted(self.granted, key=lambda d: (d["user"], d["nodeId"]))[:100]}
+
+
+def grant_chunk(
+    data: dict, staging: Staging | None = None, *, failing=(), transient=(), raising=(), error=None
+) -> dict:
     """What `grant_node_users` answers for a chunk: every (node, user) granted but on `failing` nodes
     (a permanent error) and, on a first attempt, `transient` nodes; a chunk with a `raising` node raises."""
-    if any(n["nodeId"] in raising for n in data["nodes"]):
+    nodes = (staging or Staging()).nodes_of(data)
+    if any(n["nodeId"] in raising for n in nodes):
         raise ActivityError("connection reset by peer")
     error = error or {"code": "OperationInvalidForCurrentState", "message": "node not ready"}
     busy = {"code": "ServerBusy", "message": "try later"}
     first = data.get("attempt", 1) < 2
-    result = {"nodes": len(data["nodes"]), "pairs": 0, "granted": 0, "written": 0, "actions": {},
-              "failed": [], "transient": [], "noEndpoint": [], "connections": []}  # fmt: skip
+    result = {"nodes": len(nodes), "pairs": 0, "granted": 0, "written": 0, "actions": {},
+              "failed": [], "transient": [], "noEndpoint": []}  # fmt: skip
     again = []
-    for node in data["nodes"]:
+    for node in nodes:
         for name in node["users"]:
             result["pairs"] += 1
             pair = {"nodeId": node["nodeId"], "user": name}
@@ -89,10 +143,11 @@ def grant_chunk(data: dict, *, failing=(), transient=(), raising=(), error=None)
             else:
                 result["granted"] += 1
                 result["written"] += 1
-                result["connections"].append({**pair, "ip": node.get("ip"), "port": node.get("port")})
-    result["connections"].sort(key=lambda d: (d["user"], d["nodeId"]))
+                if staging is not None:
+                    staging.granted.append({**pair, "ip": node.get("ip"), "port": node.get("port")})
     if again:
-        result["retry"] = {**data, "nodes": list({n["nodeId"]: n for n in again}.values()), "attempt": 2}
+        rest = {k: v for k, v in data.items() if k != "work"}
+        result["retry"] = {**rest, "nodes": list({n["nodeId"]: n for n in again}.values()), "attempt": 2}
     return result
 
 

@@ -8,7 +8,7 @@ from orchestrations.reconcile import reconcile_pool
 from provisioning.reconcile import plan_pool
 
 from .conftest import NOW
-from .orchestration_driver import grant_chunk, run_orchestrator
+from .orchestration_driver import Staging, grant_chunk, run_orchestrator
 
 ALICE = {
     "name": "alice",
@@ -32,18 +32,27 @@ class Responder:
     def __init__(self, inspect=None, nodes=("n1", "n2"), survey=None, records=(), grants=(ALICE,)):
         self.inspect = inspect or {"ok": True}
         self.nodes, self.survey, self.records, self.grants = list(nodes), survey, list(records), list(grants)
+        self.staging = Staging()
+
+    def _staged(self, data):
+        ready = [[n, "127.30.0.1", 40000 + i, "idle"] for i, n in enumerate(self.nodes)]
+        staged = self.staging.stage(data, ready)
+        return {"staged": staged} if staged else {}
 
     def __call__(self, name, data):
         answers = {
             "inspect_pool": lambda: self.inspect,
             "register_managed_pool": lambda: {"createdByApp": False, "grants": 1},
             "poll_pool": lambda: {
-                "usable": self.nodes,
+                "usable": len(self.nodes),
                 "problems": [],
                 "counts": {"ready": len(self.nodes), "pending": 1, "failed": 0, "unavailable": 0},
-                "endpoints": {n: ["127.30.0.1", 40000 + i, "idle"] for i, n in enumerate(self.nodes)},
+                **self._staged(data),
             },
-            "grant_node_users": lambda: grant_chunk(data),
+            "grant_node_users": lambda: grant_chunk(data, self.staging),
+            "clear_grant_work": lambda: self.staging.clear(data),
+            "connection_sample": lambda: self.staging.sample(data),
+            "read_grant_work": lambda: self.staging.read(data),
             "publish_event": lambda: {"published": True},
             "pool_access_state": lambda: {"records": self.records},
             "active_grants": lambda: {"users": self.grants},

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from provisioning.nodes import (
@@ -57,16 +59,17 @@ def node(node_id, state, **extra):
     return {"id": node_id, "state": state, **extra}
 
 
-def test_while_nodes_start_the_decision_is_wait_and_ids_are_not_listed():
+def test_while_nodes_start_the_decision_is_wait_and_no_node_is_listed():
     snap = summarize_pool(pool("resizing"), [node("n1", "idle"), node("n2", "starting")])
     assert snap["counts"] == {"ready": 1, "pending": 1, "failed": 0, "unavailable": 0}
-    assert snap["usable"] is None and not snap["settled"]
+    assert snap["usable"] == 1 and not snap["settled"] and snap["problems"] == []
+    assert "n1" not in json.dumps(snap)
     assert wait_decision(snap, deadline_passed=False) == {"action": "wait"}
 
 
 def test_all_idle_and_steady_proceeds_with_every_node():
     snap = summarize_pool(pool(), [node("n2", "idle"), node("n1", "running"), node("n3", "idle")])
-    assert wait_decision(snap, deadline_passed=False) == {"action": "proceed", "usable": ["n1", "n2", "n3"]}
+    assert wait_decision(snap, deadline_passed=False) == {"action": "proceed", "usable": 3}
 
 
 def test_a_failed_start_task_is_reported_per_node_and_the_rest_proceed():
@@ -90,7 +93,7 @@ def test_a_failed_start_task_is_reported_per_node_and_the_rest_proceed():
             node("n3", "unusable", errors=[{"code": "DiskFull", "message": "the OS disk is full"}]),
         ],
     )
-    assert wait_decision(snap, deadline_passed=False) == {"action": "proceed", "usable": ["n1"]}
+    assert wait_decision(snap, deadline_passed=False) == {"action": "proceed", "usable": 1}
     assert snap["problems"] == [
         {
             "nodeId": "n2",
@@ -129,7 +132,7 @@ def test_a_resize_error_after_some_nodes_were_allocated_goes_on_with_them_naming
     assert wait_decision(snap, deadline_passed=False) == {"action": "wait"}  # n2 is still coming
     snap = summarize_pool(pool("steady", errors=quota), [node("n1", "idle"), node("n2", "idle")])
     decision = wait_decision(snap, deadline_passed=False)
-    assert decision["action"] == "proceed" and decision["usable"] == ["n1", "n2"]
+    assert decision["action"] == "proceed" and decision["usable"] == 2
     assert decision["allocationError"]["code"] == "AccountCoreQuotaReached"
 
 
@@ -139,8 +142,8 @@ def test_a_pool_being_deleted_fails():
 
 
 def test_at_the_deadline_ready_nodes_proceed_and_stragglers_are_reported():
-    snap = summarize_pool(pool("resizing"), [node("n1", "idle"), node("n2", "starting")], include_usable=True)
-    assert wait_decision(snap, deadline_passed=True) == {"action": "proceed", "usable": ["n1"]}
+    snap = summarize_pool(pool("resizing"), [node("n1", "idle"), node("n2", "starting")], list_pending=True)
+    assert wait_decision(snap, deadline_passed=True) == {"action": "proceed", "usable": 1}
     assert snap["problems"] == [
         {
             "nodeId": "n2",
@@ -151,7 +154,7 @@ def test_at_the_deadline_ready_nodes_proceed_and_stragglers_are_reported():
 
 
 def test_at_the_deadline_with_nothing_ready_the_request_fails():
-    snap = summarize_pool(pool("resizing"), [node("n1", "creating")], include_usable=True)
+    snap = summarize_pool(pool("resizing"), [node("n1", "creating")], list_pending=True)
     decision = wait_decision(snap, deadline_passed=True)
     assert decision["code"] == "ProvisionDeadlineExceeded" and "creating" in decision["message"]
 

@@ -10,7 +10,7 @@ from orchestrations.provision import provision_pool
 from provisioning.nodes import summarize_pool
 
 from .conftest import NOW
-from .orchestration_driver import ActivityError, grant_chunk, run_orchestrator
+from .orchestration_driver import ActivityError, Staging, grant_chunk, run_orchestrator
 
 IMAGE = {
     "imageReference": {
@@ -85,7 +85,7 @@ class Batch:
         self.created = created or {"ok": True, "created": True}
         self.failing_nodes, self.raising_nodes = set(failing_nodes), set(raising_nodes)
         self.transient_nodes, self.created_calls, self.registered = set(transient_nodes), [], []
-        self.states = []
+        self.states, self.staging = [], Staging()
 
     def __call__(self, name, data):
         if name == "select_pool_image":
@@ -94,19 +94,28 @@ class Batch:
             return self.created
         if name == "poll_pool":
             pool, nodes = self.polls.pop(0) if len(self.polls) > 1 else self.polls[0]
-            snapshot = summarize_pool(pool, nodes, include_usable=data["includeUsable"])
-            port = {n["id"]: 40000 + i for i, n in enumerate(nodes)}
-            if snapshot["usable"] is not None:  # as poll_pool shows them: from the same listing
-                snapshot["endpoints"] = {n: ["127.30.0.1", port[n], "idle"] for n in snapshot["usable"]}
-            elif "readySince" in data:  # ready before the others: granted at once
-                ready = [n["id"] for n in nodes if n["state"] == "idle"]
-                snapshot["ready"] = {n: ["127.30.0.1", port[n], "idle"] for n in ready}
+            snapshot = summarize_pool(pool, nodes, list_pending=data["listPending"])
+            ready = [
+                [n["id"], "127.30.0.1", 40000 + i, "idle"]
+                for i, n in enumerate(nodes)
+                if n["state"] == "idle"
+            ]
+            staged = self.staging.stage(data, ready)  # the endpoints come from the same listing
+            if staged:
+                snapshot["staged"] = staged
             return snapshot
         if name == "grant_node_users":
             self.created_calls.append(data)
             return grant_chunk(
-                data, failing=self.failing_nodes, transient=self.transient_nodes, raising=self.raising_nodes
-            )
+                data, self.staging, failing=self.failing_nodes, transient=self.transient_nodes,
+                raising=self.raising_nodes,
+            )  # fmt: skip
+        if name == "clear_grant_work":
+            return self.staging.clear(data)
+        if name == "connection_sample":
+            return self.staging.sample(data)
+        if name == "read_grant_work":
+            return self.staging.read(data)
         if name == "register_managed_pool":
             self.registered.append(data)
             return {"createdByApp": data["createdByApp"], "grants": len(data["users"])}
@@ -123,7 +132,8 @@ def run(batch, **kwargs):
 
 
 def test_the_happy_path_reads_like_the_business_process():
-    output, log = run(Batch())
+    batch = Batch()
+    output, log = run(batch)
     names = [c.name for c in log.calls if c.kind != "sub"]
     assert names == [
         "select_pool_image",
@@ -133,6 +143,8 @@ def test_the_happy_path_reads_like_the_business_process():
         "timer",
         "poll_pool",
         "grant_node_users",  # one chunk: pending records, the users, active records
+        "clear_grant_work",  # the staged node list goes
+        "connection_sample",  # the connections for the event, from the records
         "publish_event",
         "set_managed_pool_state",  # done: reconcile may look after the pool from now on
     ]
@@ -147,9 +159,11 @@ def test_the_happy_path_reads_like_the_business_process():
     }
     assert output["nodes"] == []  # only nodes that need attention are listed
     (chunk,) = [c.input for c in log.activities("grant_node_users")]
-    assert [(n["nodeId"], n["ip"], n["port"]) for n in chunk["nodes"]] == [
+    assert [(n["nodeId"], n["ip"], n["port"]) for n in batch.staging.nodes_in(chunk)] == [
         (f"node-{i}", "127.30.0.1", 40000 + i) for i in range(3)
     ]  # the endpoints come from the poll's listing: no second listing
+    assert "nodes" not in chunk and chunk["work"] == "work|provision-r1|0|00000"  # no node list in a history
+    assert batch.staging.rows == {}  # cleared once granted
     phases = [s["phase"] for s in log.statuses]
     assert phases[:2] == ["selecting-image", "creating-pool"]
     assert phases[-4:] == ["granting-access", "recording-connections", "publishing", "completed"]
@@ -166,9 +180,13 @@ def test_nodes_idle_early_get_their_users_before_the_others_are_ready():
     early = (pool_json("resizing"), [{"id": "node-0", "state": "idle"}, {"id": "node-1", "state": "starting"},
                                      {"id": "node-2", "state": "starting"}])  # fmt: skip
     later = (pool_json("steady"), [{"id": f"node-{i}", "state": "idle"} for i in range(3)])
-    output, log = run(Batch(polls=[early, later]))
+    batch = Batch(polls=[early, later])
+    output, log = run(batch)
     steps = [
-        (c.name, [n["nodeId"] for n in c.input["nodes"]] if c.name == "grant_node_users" else None)
+        (
+            c.name,
+            [n["nodeId"] for n in batch.staging.nodes_in(c.input)] if c.name == "grant_node_users" else None,
+        )
         for c in log.calls
         if c.kind == "activity" and c.name in ("poll_pool", "grant_node_users")
     ]
@@ -183,7 +201,9 @@ def test_nodes_idle_early_get_their_users_before_the_others_are_ready():
     assert output["progress"]["records"] == 6
     (event,) = [c.input for c in log.activities("publish_event")]
     assert event["connectionsTotal"] == 6 and [c["nodeId"] for c in event["connections"][:3]] == [
-        "node-0", "node-1", "node-2"
+        "node-0",
+        "node-1",
+        "node-2",
     ]
 
 
@@ -232,7 +252,8 @@ def test_a_failed_start_task_makes_the_request_partial_naming_the_node():
         {"id": "node-1", "state": "starttaskfailed", "startTaskInfo": {"exitCode": 3}},
         {"id": "node-2", "state": "idle"},
     ]
-    output, log = run(Batch(polls=[(pool_json(), nodes)]))
+    batch = Batch(polls=[(pool_json(), nodes)])
+    output, log = run(batch)
     assert output["outcome"] == "partial"
     unusable = [n for n in output["nodes"] if n["outcome"] == "unusable"]
     assert unusable == [
@@ -243,7 +264,9 @@ def test_a_failed_start_task_makes_the_request_partial_naming_the_node():
             "reason": "start task failed with exit code 3",
         }
     ]
-    granted = {n["nodeId"] for c in log.activities("grant_node_users") for n in c.input["nodes"]}
+    granted = {
+        n["nodeId"] for c in log.activities("grant_node_users") for n in batch.staging.nodes_in(c.input)
+    }
     assert granted == {"node-0", "node-2"}
 
 
@@ -268,12 +291,15 @@ def test_a_chunk_failing_for_good_does_not_lose_the_other_chunks():
 def test_big_pools_grant_in_chunks_of_50_nodes_grouped_in_sub_orchestrations():
     ids = [f"node-{i:04d}" for i in range(1250)]
     ready = (dict(pool_json(), targetDedicatedNodes=1250), [{"id": n, "state": "idle"} for n in ids])
-    output, log = run(Batch(polls=[ready]), nodes=1250)
+    batch = Batch(polls=[ready])
+    output, log = run(batch, nodes=1250)
     subs = [c for c in log.calls if c.kind == "sub"]
     assert [len(c.input["chunks"]) for c in subs] == [10, 10, 5]
     assert [c.instance_id for c in subs] == [f"provision-r1:grant_node_users:{i}" for i in range(3)]
     chunks = [c.input for c in log.activities("grant_node_users")]
-    assert [len(c["nodes"]) for c in chunks] == [50] * 25 and [c["order"] for c in chunks] == list(range(25))
+    assert [len(batch.staging.nodes_in(c)) for c in chunks] == [50] * 25
+    assert [c["order"] for c in chunks] == list(range(25))
+    assert not any("node-" in json.dumps(c.input) for c in subs)  # chunk references, not node lists
     assert output["outcome"] == "completed" and output["progress"]["usersGranted"] == 2500
     (event,) = [c.input for c in log.activities("publish_event")]
     assert event["connectionsTotal"] == 2500 and len(event["connections"]) == 100
@@ -409,7 +435,9 @@ def test_a_node_throttled_for_a_while_gets_its_users_after_a_durable_backoff():
     batch = Batch(transient_nodes={"node-1"})
     output, log = run(batch)
     assert output["outcome"] == "completed" and output["progress"]["usersGranted"] == 6
-    retried = [c for c in batch.created_calls if any(n["nodeId"] == "node-1" for n in c["nodes"])]
+    retried = [
+        c for c in batch.created_calls if any(n["nodeId"] == "node-1" for n in batch.staging.nodes_in(c))
+    ]
     assert [c.get("attempt", 1) for c in retried] == [1, 2]
     assert [n["nodeId"] for n in retried[1]["nodes"]] == ["node-1"]  # only the throttled node again
     assert len(log.timers) == 2  # one poll wait, one backoff before the retry

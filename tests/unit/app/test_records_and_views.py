@@ -1,4 +1,4 @@
-"""Connection records: built from grants and endpoints, stored as entities, shown three ways."""
+"""Connection records: built per (node, user) with its endpoint, stored as entities, shown three ways."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from provisioning.records import (
     ACTIVE,
     REVOKED,
     SshConnectionRecord,
-    build_records,
+    record_for,
     render_ssh_config,
     render_table,
 )
@@ -26,13 +26,7 @@ USERS = [
     },
     {"name": "bob", "admin": False, "expiryTime": "2030-01-03T00:00:00Z", "hasPassword": True},
 ]
-GRANTS = [
-    {"nodeId": "n1", "users": {"alice": {"ok": True}, "bob": {"ok": True}}},
-    {
-        "nodeId": "n2",
-        "users": {"alice": {"ok": True}, "bob": {"ok": False, "error": {"code": "X", "message": "m"}}},
-    },
-]
+PAIRS = [("n1", "alice"), ("n1", "bob"), ("n2", "alice")]  # granted; bob failed on n2
 ENDPOINTS = {
     "n1": {"ip": "127.20.0.1", "port": 40000, "state": "idle"},
     "n2": {"ip": "127.20.0.1", "port": 40001, "state": "idle"},
@@ -40,9 +34,12 @@ ENDPOINTS = {
 
 
 def records():
-    return build_records(
-        pool_id="Pool-A", request_id="r1", users=USERS, grants=GRANTS, endpoints=ENDPOINTS, granted_at=AT
-    )
+    by_name = {u["name"]: u for u in USERS}
+    return [
+        record_for(pool_id="Pool-A", node_id=node, user=by_name[name], endpoint=ENDPOINTS[node],
+                   request_id="r1", state=ACTIVE, at=AT)
+        for node, name in PAIRS
+    ]  # fmt: skip
 
 
 def test_a_record_for_every_granted_node_and_user():
@@ -57,18 +54,6 @@ def test_a_record_for_every_granted_node_and_user():
     assert alice.expires_at == datetime(2030, 1, 2, tzinfo=UTC)
     assert alice.auth_method == "ssh-key" and built[1].auth_method == "password"
     assert alice.state == ACTIVE and alice.key_fingerprint == "SHA256:abc"
-
-
-def test_a_node_without_an_endpoint_gets_no_record():
-    built = build_records(
-        pool_id="p",
-        request_id="r",
-        users=USERS,
-        grants=GRANTS,
-        endpoints={"n1": ENDPOINTS["n1"]},
-        granted_at=AT,
-    )
-    assert {r.node_id for r in built} == {"n1"}
 
 
 def test_entities_round_trip_with_real_datetimes():

@@ -90,7 +90,9 @@ def test_the_public_cloud_scope_is_the_sdks_default_when_none_is_set():
 
 def test_the_connection_string_still_works_locally():
     settings = load_settings({"AzureWebJobsStorage": "UseDevelopmentStorage=true"})
-    assert queue_client(settings, "pool-requests").url == "http://127.0.0.1:10001/devstoreaccount1/pool-requests"
+    assert (
+        queue_client(settings, "pool-requests").url == "http://127.0.0.1:10001/devstoreaccount1/pool-requests"
+    )
     assert table_client(settings, "sshconnections").url.startswith("http://127.0.0.1:10002/devstoreaccount1")
 
 

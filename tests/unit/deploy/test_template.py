@@ -189,9 +189,7 @@ def test_every_role_assignment_uses_a_built_in_role_variable_and_is_scoped_to_on
             assert all(c in roles for c in candidates), f"{path.name}:{name} uses {candidates}"
             assert body.get("scope"), f"{path.name}:{name} must be scoped to a resource, not the group"
             assigned.update(candidates)
-    assert {_role_name(v) for v in assigned} >= {
-        _role_name(v) for v in roles if "sender" not in v.lower()
-    }
+    assert {_role_name(v) for v in assigned} >= {_role_name(v) for v in roles if "sender" not in v.lower()}
 
 
 SECRET_PATTERNS = [
