@@ -31,7 +31,8 @@ def _iso(value: Any) -> str | None:
 
 
 class ManagedPools:
-    """Pool entries (RowKey `pool`) and grant entries (RowKey `grant|{user}`), partitioned by pool id."""
+    """Pool entries (RowKey `pool`) and grant entries (RowKey `grant|{user}`), partitioned by pool id. (The
+    same partitions hold the staged grant work of running requests, RowKey `work|...`: grant_work.py.)"""
 
     def __init__(self, settings: Settings) -> None:
         self._table = _ensure_table(table_client(settings, settings.pools_table))
