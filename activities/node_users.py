@@ -252,13 +252,15 @@ async def grant_node_users(payload: dict) -> dict:
         return record_for(pool_id=pool_id, node_id=node["nodeId"], user=shown[name], endpoint=node,
                           request_id=request_id, state=state, at=at)  # fmt: skip
 
-    pending = [record(n, name, PENDING) for n in nodes for name in n["users"]]
+    def write_pending() -> tuple[list[SshConnectionRecord], set[str], dict[str, bool]]:
+        # built in the thread that holds the chunk's turn, so chunks waiting for theirs spend no CPU yet
+        pending = [record(n, name, PENDING) for n in nodes for name in n["users"]]
+        owned_keys = set(store.prepare(pending))
+        return pending, owned_keys, store.admin_flags(pool_id, sorted(owned_keys)) if owned_keys else {}
+
     started = time.perf_counter()
-    owned_keys = set(await _in_thread(tables, (order,), store.prepare, pending))
+    pending, owned_keys, admin = await _in_thread(tables, (order,), write_pending)
     prepared = time.perf_counter()
-    admin = {}
-    if owned_keys:
-        admin = await _in_thread(tables, (order,), store.admin_flags, pool_id, sorted(owned_keys))
     owned: dict[str, dict[str, Any]] = {}
     for r in pending:
         if r.row_key in owned_keys:
@@ -285,10 +287,13 @@ async def grant_node_users(payload: dict) -> dict:
     granted = [(n, name) for (n, name), o in zip(pairs, outcomes, strict=True) if o["ok"]]
     foreign = [(n["nodeId"], name) for (n, name), o in zip(pairs, outcomes, strict=True)
                if (o.get("error") or {}).get("code") == NOT_OWNED]  # fmt: skip
-    active = [record(n, name, ACTIVE_STATE) for n, name in granted]
     fresh = {r.row_key for r in pending} - owned_keys  # their pending records differ only in state
+
+    def write_active() -> int:
+        return store.activate([record(n, name, ACTIVE_STATE) for n, name in granted], fresh)
+
     called = time.perf_counter()
-    written = await _in_thread(tables, (order,), store.activate, active, fresh)
+    written = await _in_thread(tables, (order,), write_active)
     if foreign:
         doomed = [f"{node}|{name}" for node, name in foreign]
         await _in_thread(tables, (order,), store.drop_pending, pool_id, doomed)
