@@ -11,7 +11,7 @@ from typing import Any
 import azure.durable_functions as df
 
 from orchestrations.fan_out import ACTIVITY_RETRY, grant_in_chunks
-from orchestrations.retrying import call_batch, deadline_after
+from orchestrations.retrying import TransientExhausted, call_batch, deadline_after
 from provisioning import progress as phases
 from provisioning.durations import format_timestamp
 from provisioning.events import event, with_connections
@@ -124,13 +124,17 @@ def finish_grant_work(
 
 
 def grant_pool_access(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dict]:
-    """Check the pool can take SSH users, manage it, then grant every user on every usable node."""
+    """Check the pool can take SSH users, manage it, then grant every user on every usable node. Batch being
+    unavailable until the deadline ends the run `failed` with the service's error, announced as usual."""
     started = context.get_input()
     request, options = started["request"], started["options"]
     pool_id, users, request_id = request["poolId"], request["users"], request["requestId"]
     context.set_custom_status(custom_status(phases.CHECKING_POOL, pool_id, {}))
     deadline = deadline_after(context, options.get("deadlineSeconds"))
-    checked = yield from call_batch(context, "inspect_pool", {"poolId": pool_id}, deadline)
+    try:
+        checked = yield from call_batch(context, "inspect_pool", {"poolId": pool_id}, deadline)
+    except TransientExhausted as exhausted:  # nothing changed yet
+        return (yield from _announce(context, request, options, no_grants(), error=exhausted.error))
     at = format_timestamp(context.current_utc_datetime)
     if not checked["ok"]:
         output = {
@@ -157,7 +161,11 @@ def grant_pool_access(context: df.DurableOrchestrationContext) -> Generator[Any,
          "busyUntil": format_timestamp(context.current_utc_datetime + timedelta(seconds=BUSY_SECONDS))},
     )  # fmt: skip
     stage = {"run": context.instance_id, "batch": 0}
-    snapshot = yield from call_batch(context, "poll_pool", {"poolId": pool_id, "stage": stage}, deadline)
+    try:
+        snapshot = yield from call_batch(context, "poll_pool", {"poolId": pool_id, "stage": stage}, deadline)
+    except TransientExhausted as exhausted:
+        yield from finish_grant_work(context, pool_id, request_id, 0)
+        return (yield from _announce(context, request, options, no_grants(), error=exhausted.error, busy=at))
     usable = snapshot["usable"]
     counts = phases.progress(target=usable, ready=usable, users_total=usable * len(users))
     context.set_custom_status(custom_status(phases.GRANTING_ACCESS, pool_id, counts))
@@ -165,28 +173,47 @@ def grant_pool_access(context: df.DurableOrchestrationContext) -> Generator[Any,
     if snapshot.get("staged"):
         granted = yield from grant_staged(context, pool_id, request_id, users, snapshot["staged"])
     connections = yield from finish_grant_work(context, pool_id, request_id, granted["granted"]["granted"])
+    return (
+        yield from _announce(
+            context, request, options, granted, snapshot["problems"], connections, target=usable,
+            pending=snapshot["counts"]["pending"], busy=at,
+        )
+    )  # fmt: skip
+
+
+def _announce(
+    context: df.DurableOrchestrationContext, request: dict, options: dict, granted: dict,
+    problems: list | None = None, connections: list | None = None, *, target: int = 0, pending: int = 0,
+    error: dict | None = None, busy: str | None = None,
+) -> Generator[Any, Any, dict]:  # fmt: skip
+    """The grant's output and its `access-granted` / `access-failed` event; the pool is free for reconcile
+    again (`busy`: the grant had registered it)."""
+    pool_id, users = request["poolId"], request["users"]
     output = summarize_outcome(
         request=request,
         granted=granted["granted"],
-        problems=snapshot["problems"] + granted["problems"],
+        problems=(problems or []) + granted["problems"],
         records_written=granted["written"],
         status_url=options["statusUrl"],
-        target=usable,
+        target=target,
+        error=error,
     )
     output["kind"] = "grant-access"
-    output["nodesPending"] = snapshot["counts"]["pending"]  # they get the users from reconcile as they join
+    output["nodesPending"] = pending  # they get the users from reconcile as they join
+    at = format_timestamp(context.current_utc_datetime)
     body = event(
         "access-granted" if output["outcome"] != phases.FAILED else "access-failed",
-        context.instance_id, at, pool_id, requestId=request_id, outcome=output["outcome"],
+        context.instance_id, at, pool_id, requestId=request["requestId"], outcome=output["outcome"],
         users=sorted(u["name"] for u in users), counts=output["progress"], statusUrl=options["statusUrl"],
     )  # fmt: skip
     if output.get("error"):
         body["error"] = output["error"]
-    with_connections(body, connections, granted["granted"]["granted"])
+    with_connections(body, connections or [], granted["granted"]["granted"])
     yield context.call_activity_with_retry("publish_event", ACTIVITY_RETRY, body)
-    yield context.call_activity_with_retry(
-        "set_managed_pool_state", ACTIVITY_RETRY, {"poolId": pool_id, "busyUntil": at}
-    )
+    if busy:
+        yield context.call_activity_with_retry(
+            "set_managed_pool_state", ACTIVITY_RETRY, {"poolId": pool_id, "busyUntil": busy}
+        )
     context.set_custom_status(custom_status(output["outcome"], pool_id, output["progress"]))
     return output
 

@@ -75,6 +75,34 @@ def test_a_grant_on_a_pool_that_does_not_exist_changes_nothing_and_says_404():
     assert event["type"] == "request-rejected" and event["errors"][0]["field"] == "poolId"
 
 
+class BatchDown(Responder):
+    """Batch answers `activity` (and everything after it) transient, for ever."""
+
+    def __init__(self, activity):
+        super().__init__()
+        self.down = activity
+
+    def __call__(self, name, data):
+        if name == self.down:
+            return {"transient": {"code": "ServerBusy", "message": "try later", "retryAfter": 30}}
+        return super().__call__(name, data)
+
+
+def test_batch_down_until_the_deadline_ends_a_grant_failed_and_announced_not_as_a_crash():
+    for down in ("inspect_pool", "poll_pool"):
+        output, log = run_orchestrator(grant_pool_access, grant_input(), BatchDown(down), now=NOW)
+        assert output["outcome"] == "failed" and output["error"]["code"] == "ServerBusy", down
+        assert "until the deadline" in output["error"]["message"] and log.timers  # retried until then
+        (event,) = [c.input for c in log.activities("publish_event")]
+        assert event["type"] == "access-failed" and event["error"]["code"] == "ServerBusy"
+        assert not log.activities("grant_node_users")
+        registered = bool(log.activities("register_managed_pool"))
+        assert registered == (down == "poll_pool")
+        # once registered, the pool is handed back to reconcile and nothing staged stays behind
+        assert bool(log.activities("set_managed_pool_state")) == registered
+        assert bool(log.activities("clear_grant_work")) == registered
+
+
 def test_a_grant_manages_the_pool_then_grants_every_usable_node_and_announces_it():
     output, log = run_orchestrator(grant_pool_access, grant_input(), Responder(), now=NOW)
     names = [c.name for c in log.calls if c.kind == "activity"]
