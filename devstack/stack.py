@@ -56,15 +56,21 @@ def running_stack(
     batch_port: int | None = None,
     timing: str = "fast",
     extra_settings: dict[str, str] | None = None,
+    emulator_args: list[str] | None = None,
 ) -> Iterator[Stack]:
-    """Start Azurite, the emulator and the host (each awaited until ready); stop all of them on exit."""
+    """Start Azurite, the emulator (with `emulator_args`, e.g. a larger `--max-nodes-per-pool`) and the host
+    (each awaited until ready); stop all of them on exit."""
     data_dir.mkdir(parents=True, exist_ok=True)
     processes: list[ManagedProcess] = []
     try:
         az_proc, az = start_azurite(data_dir / "azurite", ports=azurite_ports)
         processes.append(az_proc)
         batch_proc, batch = start_batch_emulator(
-            data_dir / "batch", port=batch_port, timing=timing, log_path=data_dir / "batch-emulator.log"
+            data_dir / "batch",
+            port=batch_port,
+            timing=timing,
+            log_path=data_dir / "batch-emulator.log",
+            extra_args=emulator_args,
         )
         processes.append(batch_proc)
         host_port = host_port or free_port()
