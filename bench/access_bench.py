@@ -54,7 +54,9 @@ class AppRun:
     nodes: int
     access: float  # seconds from the last node idle to every user and record
     first_user_after_idle: float
-    first_user_after_poll: float  # after the start of the poll that saw the nodes idle: the app's own part
+    # after the poll that saw the nodes idle began (or after the last idle, if that poll began before): the
+    # app's own part of the wait for the first user
+    first_user_after_poll: float
     calls_per_node_user: float
     calls: int
     records: int
@@ -205,7 +207,7 @@ def run_app(stack, data_dir: Path, nodes: int, public_key: str, client) -> AppRu
         nodes=nodes,
         access=done - idle,
         first_user_after_idle=first - idle,
-        first_user_after_poll=first - (_polled_before(log, instance_id, first) or idle),
+        first_user_after_poll=first - max(_polled_before(log, instance_id, first) or idle, idle),
         calls_per_node_user=calls / (nodes * USERS),
         calls=calls,
         records=output["progress"]["records"],
