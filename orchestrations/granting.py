@@ -20,6 +20,9 @@ from provisioning.progress import custom_status, grant_failures, summarize_outco
 
 bp = df.Blueprint()
 BUSY_SECONDS = 3600  # reconcile stays away from the pool while the grant runs (or until then, if it crashed)
+BATCH_ORDER = (
+    100_000  # chunk order offset per staging: a later staging's chunks queue behind an earlier one's
+)
 
 
 def grant_on_nodes(
@@ -53,6 +56,7 @@ def grant_staged(
     users: list,
     staged: dict,
     tag: str = "",
+    order_base: int = 0,
 ) -> Generator[Any, Any, dict]:
     """Give every user to each node of a staging (`{"work", "chunks", "nodes"}`, provisioning.grant_work),
     one activity per staged chunk, which reads its nodes itself: the history holds no node list. Each chunk
@@ -60,13 +64,26 @@ def grant_staged(
     always knows what it created, and records appear as chunks finish. Returns the counts, the per-node
     failures, the problem nodes (no SSH endpoint) and the records written."""
     inputs = [
-        {**_chunk_common(context, pool_id, request_id, users, n), "work": chunk_key(staged["work"], n)}
+        {
+            **_chunk_common(context, pool_id, request_id, users, order_base + n),
+            "work": chunk_key(staged["work"], n),
+        }
         for n in range(staged["chunks"])
     ]
     # how long Batch may stay unavailable before that counts as a failure
     summary = yield from grant_in_chunks(context, inputs, tag, deadline_after(context, None))
     names = [u["name"] for u in users]
     return _granted(summary, [{"nodeId": f["nodeId"], "users": names} for f in summary["failed"]])
+
+
+def grant_staged_batch(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dict]:
+    """Sub-orchestration: `grant_staged` for a staging made while the run goes on polling for more nodes."""
+    job = context.get_input()
+    return (
+        yield from grant_staged(
+            context, job["poolId"], job["requestId"], job["users"], job["staged"], "", job["orderBase"]
+        )
+    )
 
 
 def _chunk_common(
@@ -225,3 +242,4 @@ def _pool_error(checked: dict) -> dict:
 
 
 bp.orchestration_trigger(context_name="context")(grant_pool_access)
+bp.orchestration_trigger(context_name="context")(grant_staged_batch)

@@ -10,7 +10,7 @@ from typing import Any
 import azure.durable_functions as df
 
 from orchestrations.fan_out import ACTIVITY_RETRY
-from orchestrations.granting import add_grants, finish_grant_work, grant_staged, no_grants
+from orchestrations.granting import BATCH_ORDER, add_grants, finish_grant_work, grant_staged, no_grants
 from orchestrations.retrying import TransientExhausted, call_batch, deadline_after
 from provisioning import progress as phases
 from provisioning.durations import format_timestamp
@@ -50,21 +50,25 @@ def wait_and_grant(
 ) -> Generator[Any, Any, tuple[list, dict | None, dict]]:
     """Poll with durable timers and backoff until the nodes settle, the deadline passes or it fails, granting
     the users on nodes as they become ready: each poll stages the nodes that became ready since the ones
-    before (provisioning.grant_work) and those are granted at once, before polling on. Once nodes start to
-    become ready the rest follow soon, so polling stays at the first interval from then on. Returns the
-    problem nodes, the allocation error when fewer nodes came, and what the grants did."""
+    before (provisioning.grant_work). While the pool is still coming up, each staging is granted by a
+    `grant_staged_batch` sub-orchestration that runs while polling goes on, so nodes never wait for the
+    grants of nodes that were ready before them; the last staging is granted here, then every grant is
+    awaited. Once nodes start to become ready the rest follow soon, so polling stays at the first interval
+    from then on. Returns the problem nodes, the allocation error when fewer nodes came, and what the grants
+    did."""
     request, users = run.request, run.request["users"]
+    pool_id, request_id = request["poolId"], request["requestId"]
     deadline = context.current_utc_datetime + timedelta(seconds=options["deadlineSeconds"])
     # A poll Batch did not answer is tried again; past the deadline one last answer is still awaited a while.
     retry_deadline = deadline_after(context, options["deadlineSeconds"] * 2)
-    interval, batches, result = None, 0, no_grants()
+    interval, running = None, []
     while True:
         deadline_passed = context.current_utc_datetime >= deadline
         snapshot = yield from call_batch(
             context,
             "poll_pool",
-            {"poolId": request["poolId"], "listPending": deadline_passed,
-             "stage": {"run": context.instance_id, "batch": batches}},
+            {"poolId": pool_id, "listPending": deadline_passed,
+             "stage": {"run": context.instance_id, "batch": len(running)}},
             retry_deadline,
         )  # fmt: skip
         counts = snapshot["counts"]
@@ -79,30 +83,39 @@ def wait_and_grant(
                 {"code": decision["code"], "message": decision["message"]}, snapshot["problems"]
             )
         staged = snapshot.get("staged")
-        if staged:
-            if decision["action"] == "proceed":
-                failed = len(snapshot["problems"])
-                run.phase(phases.GRANTING_ACCESS, nodesIdle=snapshot["usable"], nodesFailed=failed)
-            granted = yield from grant_staged(
-                context,
-                request["poolId"],
-                request["requestId"],
-                users,
-                staged,
-                f"{batches}." if batches else "",
-            )
-            result = add_grants(result, granted)
-            batches += 1
+        order_base = len(running) * BATCH_ORDER  # earlier stagings keep the first turns at the Batch calls
         if decision["action"] == "proceed":
+            result = no_grants()
+            if staged:
+                run.phase(
+                    phases.GRANTING_ACCESS,
+                    nodesIdle=snapshot["usable"],
+                    nodesFailed=len(snapshot["problems"]),
+                )
+                result = yield from grant_staged(context, pool_id, request_id, users, staged, "", order_base)
+            for earlier in (yield context.task_all(running)) if running else []:
+                result = add_grants(result, earlier)
             return snapshot["problems"], decision.get("allocationError"), result
         if staged:
-            run.phase(phases.WAITING_FOR_NODES, usersGranted=result["granted"]["granted"])
-            continue  # granting took a while: more nodes may be ready by now
+            job = {"poolId": pool_id, "requestId": request_id, "users": users, "staged": staged,
+                   "orderBase": order_base}  # fmt: skip
+            running.append(
+                context.call_sub_orchestrator(
+                    "grant_staged_batch", job, f"{context.instance_id}:grant:{len(running)}"
+                )
+            )
         if counts["ready"]:
             interval = options["pollFirstSeconds"]
         else:
             interval = next_poll_interval(interval, options["pollFirstSeconds"], options["pollMaxSeconds"])
-        yield context.create_timer(min(context.current_utc_datetime + timedelta(seconds=interval), deadline))
+        timer = context.create_timer(
+            min(context.current_utc_datetime + timedelta(seconds=interval), deadline)
+        )
+        granting = [task for task in running if not task.is_completed]
+        if not granting:
+            yield timer
+        elif (yield context.task_any([*granting, timer])) is not timer:
+            timer.cancel()  # a grant finished first: poll now, more nodes may be ready by now
 
 
 def pool_event(output: dict, instance_id: str, at: str) -> dict:

@@ -9,18 +9,28 @@ from datetime import datetime
 from typing import Any
 
 from orchestrations.fan_out import grant_node_chunks, run_activity_batch
+from orchestrations.granting import grant_staged_batch
 from provisioning.grant_work import CHUNK_NODES, batch_key, chunk_key, run_prefix
 
-SUB_ORCHESTRATORS = {"run_activity_batch": run_activity_batch, "grant_node_chunks": grant_node_chunks}
+SUB_ORCHESTRATORS = {
+    "run_activity_batch": run_activity_batch,
+    "grant_node_chunks": grant_node_chunks,
+    "grant_staged_batch": grant_staged_batch,
+}
 
 
-@dataclass
+@dataclass(eq=False)
 class Call:
-    kind: str  # activity | sub | timer | all
+    kind: str  # activity | sub | timer | all | any
     name: str
     input: Any = None
     children: list[Call] = field(default_factory=list)
     instance_id: str | None = None
+    is_completed: bool = False
+    cancelled: bool = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
 
 
 class ActivityError(Exception):
@@ -52,6 +62,9 @@ class FakeContext:
     def task_all(self, tasks: list[Call]) -> Call:
         return Call("all", "task_all", children=list(tasks))
 
+    def task_any(self, tasks: list[Call]) -> Call:
+        return Call("any", "task_any", children=list(tasks))
+
 
 @dataclass
 class Recorder:
@@ -59,6 +72,7 @@ class Recorder:
     statuses: list[Any] = field(default_factory=list)
     timers: list[datetime] = field(default_factory=list)
     resolved: dict[int, Any] = field(default_factory=dict)
+    timers_first: bool = False  # in a task_any, a timer finishes before work still running (slow grants)
 
     def activities(self, name: str | None = None) -> list[Call]:
         return [c for c in self.calls if c.kind == "activity" and (name is None or c.name == name)]
@@ -158,8 +172,9 @@ def run_orchestrator(
     *,
     now: datetime,
     instance_id: str = "test-instance",
+    timers_first: bool = False,
 ) -> tuple[Any, Recorder]:
-    log = Recorder()
+    log = Recorder(timers_first=timers_first)
     return _run(orchestrator, data, respond, now, instance_id, log), log
 
 
@@ -186,6 +201,12 @@ def _resolve(task: Call, context: FakeContext, respond: Responder, log: Recorder
         if isinstance(result, ActivityError):
             raise result
         return result
+    if task.kind == "any":  # the first child finishes first (work started earlier ends before a later timer)
+        timers = [c for c in task.children if c.kind == "timer"]
+        winner = timers[0] if log.timers_first and timers else task.children[0]
+        log.resolved[id(winner)] = _resolve(winner, context, respond, log)
+        winner.is_completed = True
+        return winner
     if task.kind == "all":
         results = []
         for child in task.children:
@@ -194,6 +215,7 @@ def _resolve(task: Call, context: FakeContext, respond: Responder, log: Recorder
             except ActivityError as exc:
                 results.append(exc)
             log.resolved[id(child)] = results[-1]
+            child.is_completed = True
         errors = [r for r in results if isinstance(r, ActivityError)]
         if errors:
             raise errors[0]

@@ -127,8 +127,15 @@ class Batch:
         raise AssertionError(f"unexpected activity {name}")
 
 
-def run(batch, **kwargs):
-    return run_orchestrator(provision_pool, start_input(**kwargs), batch, now=NOW, instance_id="provision-r1")
+def run(batch, timers_first=False, **kwargs):
+    return run_orchestrator(
+        provision_pool,
+        start_input(**kwargs),
+        batch,
+        now=NOW,
+        instance_id="provision-r1",
+        timers_first=timers_first,
+    )
 
 
 def test_the_happy_path_reads_like_the_business_process():
@@ -205,6 +212,34 @@ def test_nodes_idle_early_get_their_users_before_the_others_are_ready():
         "node-1",
         "node-2",
     ]
+
+
+def test_nodes_ready_later_do_not_wait_for_the_grant_of_nodes_ready_before_them():
+    early = (pool_json("resizing"), [{"id": "node-0", "state": "idle"}, {"id": "node-1", "state": "starting"},
+                                     {"id": "node-2", "state": "starting"}])  # fmt: skip
+    later = (pool_json("steady"), [{"id": f"node-{i}", "state": "idle"} for i in range(3)])
+    batch = Batch(polls=[early, later])
+    output, log = run(batch, timers_first=True)  # node-0's grant is still running when the timer fires
+    steps = [
+        (
+            c.name,
+            [n["nodeId"] for n in batch.staging.nodes_in(c.input)] if c.name == "grant_node_users" else None,
+        )
+        for c in log.calls
+        if c.kind in ("activity", "timer") and c.name in ("poll_pool", "grant_node_users", "timer")
+    ]
+    assert steps == [
+        ("poll_pool", None),  # node-0 is staged; its grant starts in a sub-orchestration
+        ("timer", None),  # polling goes on meanwhile
+        ("poll_pool", None),
+        ("grant_node_users", ["node-1", "node-2"]),  # granted without waiting for node-0's grant
+        ("grant_node_users", ["node-0"]),  # awaited at the end
+    ]
+    (sub,) = [c for c in log.calls if c.kind == "sub" and c.name == "grant_staged_batch"]
+    assert sub.instance_id == "provision-r1:grant:0" and "node-" not in json.dumps(sub.input)
+    chunks = [c.input for c in log.activities("grant_node_users")]
+    assert [c["order"] for c in chunks] == [100_000, 0]  # the earlier staging keeps its turn at Batch
+    assert output["outcome"] == "completed" and output["progress"]["usersGranted"] == 6
 
 
 def test_custom_status_and_event_never_carry_secrets():
