@@ -7,7 +7,6 @@ pool already gone or going is deleted, a staging writes the same rows again."""
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -93,10 +92,10 @@ def poll_pool(payload: dict) -> dict:
     client = batch_client(config)
     pool_id = payload["poolId"]
     try:
-        with ThreadPoolExecutor(max_workers=1) as side:  # get the pool while listing: one round trip less
-            pool_answer = side.submit(client.get_pool, pool_id)
-            nodes = _nodes(client, pool_id)
-            pool = pool_answer.result().as_dict()
+        # The pool before its nodes, never at the same time: a pool read as steady after a listing taken while
+        # it was still allocating would look steady with nodes missing.
+        pool = client.get_pool(pool_id).as_dict()
+        nodes = _nodes(client, pool_id)
     except ResourceNotFoundError:
         return missing_pool_snapshot()
     snapshot = summarize_pool(pool, nodes, list_pending=bool(payload.get("listPending")))
