@@ -124,6 +124,17 @@ def test_poll_pool_settles_with_every_node_usable_and_twice_agrees(app_env, ssh_
     assert poll_pool({"poolId": request["poolId"]}) == snapshot
 
 
+def test_a_poll_never_sees_a_steady_pool_without_its_nodes(app_env, ssh_key, image, emulator_faults_cleared):
+    request = make_request(app_env, ssh_key, unique_pool(), nodes=2)
+    # a slow pool read: a listing taken meanwhile would be older than the pool's (steady) state
+    emulator_faults_cleared.inject_fault("get_pool", latency_ms=1500, count=1)
+    assert create_pool({"request": request, "image": image})["ok"]
+    snapshot = poll_pool({"poolId": request["poolId"]})
+    if snapshot["allocationState"] == "steady":
+        assert snapshot["nodeCount"] == 2, snapshot
+    assert wait_decision(snapshot, deadline_passed=False)["action"] != "fail", snapshot
+
+
 def test_a_failing_start_task_is_reported_for_that_node(app_env, ssh_key, image, emulator_faults_cleared):
     pool_id = unique_pool()
     emulator_faults_cleared.fail_start_tasks(pool_id=pool_id, node_indexes=[1], exit_code=7)
