@@ -56,12 +56,27 @@ def wait_and_grant(
     awaited. Once nodes start to become ready the rest follow soon, so polling stays at the first interval
     from then on. Returns the problem nodes, the allocation error when fewer nodes came, and what the grants
     did."""
+    running: list = []  # the grant_staged_batch sub-orchestrations started while polling
+    try:
+        return (yield from _poll_and_grant(context, run, options, running))
+    except (ProvisioningFailed, TransientExhausted):
+        if running:  # the grants already started end before the run does (and before their work is cleared)
+            try:
+                yield context.task_all(running)
+            except Exception:  # noqa: BLE001 - the run's own failure is the one to report
+                pass
+        raise
+
+
+def _poll_and_grant(
+    context: df.DurableOrchestrationContext, run: Run, options: dict, running: list
+) -> Generator[Any, Any, tuple[list, dict | None, dict]]:
     request, users = run.request, run.request["users"]
     pool_id, request_id = request["poolId"], request["requestId"]
     deadline = context.current_utc_datetime + timedelta(seconds=options["deadlineSeconds"])
     # A poll Batch did not answer is tried again; past the deadline one last answer is still awaited a while.
     retry_deadline = deadline_after(context, options["deadlineSeconds"] * 2)
-    interval, running = None, []
+    interval = None
     while True:
         deadline_passed = context.current_utc_datetime >= deadline
         snapshot = yield from call_batch(
@@ -83,7 +98,7 @@ def wait_and_grant(
                 {"code": decision["code"], "message": decision["message"]}, snapshot["problems"]
             )
         staged = snapshot.get("staged")
-        order_base = len(running) * BATCH_ORDER  # earlier stagings keep the first turns at the Batch calls
+        order_base = len(running) * BATCH_ORDER  # earlier stagings keep the first turns at Batch
         if decision["action"] == "proceed":
             result = no_grants()
             if staged:

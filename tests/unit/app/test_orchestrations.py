@@ -242,6 +242,19 @@ def test_nodes_ready_later_do_not_wait_for_the_grant_of_nodes_ready_before_them(
     assert output["outcome"] == "completed" and output["progress"]["usersGranted"] == 6
 
 
+def test_a_run_that_fails_while_a_grant_runs_lets_it_finish_before_clearing_its_work():
+    early = (
+        pool_json("resizing"),
+        [{"id": "node-0", "state": "idle"}, {"id": "node-1", "state": "starting"}],
+    )
+    deleting = (dict(pool_json(), state="deleting"), [])
+    batch = Batch(polls=[early, deleting])
+    output, log = run(batch, timers_first=True)
+    assert output["outcome"] == "failed" and output["error"]["code"] == "PoolBeingDeleted"
+    order = [c.name for c in log.calls if c.name in ("grant_node_users", "clear_grant_work", "publish_event")]
+    assert order == ["grant_node_users", "clear_grant_work", "publish_event"]
+
+
 def test_custom_status_and_event_never_carry_secrets():
     output, log = run(Batch())
     text = json.dumps([log.statuses, output, [c.input for c in log.activities("publish_event")]])
