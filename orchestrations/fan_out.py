@@ -47,26 +47,45 @@ def fan_out(
     return [item for batch in results for item in batch]
 
 
-def _run_all(
+def _outcomes(
     context: df.DurableOrchestrationContext, activity: str, inputs: list[dict]
-) -> Generator[Any, Any, list[dict]]:
+) -> Generator[Any, Any, list[Any]]:
+    """`activity` once per input, all at once: each input's result, or the exception its activity failed
+    with for good (after ACTIVITY_RETRY), so one failure never loses the others' results."""
     tasks = [context.call_activity_with_retry(activity, ACTIVITY_RETRY, item) for item in inputs]
     try:
         return list((yield context.task_all(tasks)))
     except Exception:  # noqa: BLE001 - task_all stops at the first failure: collect each task's own outcome
-        results = []
-        for item, task in zip(inputs, tasks, strict=True):
+        outcomes: list[Any] = []
+        for task in tasks:
             try:
-                results.append((yield task))
+                outcomes.append((yield task))
             except Exception as exc:  # noqa: BLE001
-                error = {
-                    "code": "ActivityFailed",
-                    "message": str(exc).splitlines()[0][:300] if str(exc) else "",
-                }
-                results.append(
-                    {"poolId": item.get("poolId"), "nodeId": item.get("nodeId"), "users": {}, "error": error}
-                )
-        return results
+                outcomes.append(exc)
+        return outcomes
+
+
+def activity_failed(exc: Exception) -> dict:
+    """The error of an activity that failed for good: its first line, never a traceback."""
+    return {"code": "ActivityFailed", "message": str(exc).splitlines()[0][:300] if str(exc) else ""}
+
+
+def _run_all(
+    context: df.DurableOrchestrationContext, activity: str, inputs: list[dict]
+) -> Generator[Any, Any, list[dict]]:
+    """Per-node activities: one that failed for good becomes that node's error result."""
+    outcomes = yield from _outcomes(context, activity, inputs)
+    return [
+        {
+            "poolId": item.get("poolId"),
+            "nodeId": item.get("nodeId"),
+            "users": {},
+            "error": activity_failed(out),
+        }
+        if isinstance(out, Exception)
+        else out
+        for item, out in zip(inputs, outcomes, strict=True)
+    ]
 
 
 def merge_retry(first: dict, again: dict) -> dict:
@@ -176,10 +195,13 @@ def grant_in_chunks(
     return summary
 
 
-def _chunk_failure(item: dict, nodes: list[dict], exc: Exception) -> dict:
+def _chunk_failure(
+    context: df.DurableOrchestrationContext, item: dict, exc: Exception
+) -> Generator[Any, Any, dict]:
     """A chunk whose activity failed for good: every (node, user) of it failed with ActivityFailed (pending
     records written before the failure stay, so whatever the activity created is still known)."""
-    error = {"code": "ActivityFailed", "message": str(exc).splitlines()[0][:300] if str(exc) else ""}
+    nodes = yield from _chunk_nodes(context, item)
+    error = activity_failed(exc)
     failed = [{"nodeId": n["nodeId"], "user": name, "error": error} for n in nodes for name in n["users"]]
     return {"nodes": len(nodes), "pairs": len(failed), "failed": failed}
 
@@ -207,17 +229,11 @@ def _grant_group(
     summary = empty_summary()
     pending, attempt = inputs, 0
     while pending:
-        tasks = [context.call_activity_with_retry(GRANT_ACTIVITY, ACTIVITY_RETRY, item) for item in pending]
-        try:
-            results = list((yield context.task_all(tasks)))
-        except Exception:  # noqa: BLE001 - task_all stops at the first failure: collect each chunk's own outcome
-            results = []
-            for item, task in zip(pending, tasks, strict=True):
-                try:
-                    results.append((yield task))
-                except Exception as exc:  # noqa: BLE001
-                    nodes = yield from _chunk_nodes(context, item)
-                    results.append(_chunk_failure(item, nodes, exc))
+        results = []
+        for item, out in zip(pending, (yield from _outcomes(context, GRANT_ACTIVITY, pending)), strict=True):
+            results.append(
+                (yield from _chunk_failure(context, item, out)) if isinstance(out, Exception) else out
+            )
         attempt += 1
         retry_after = max(
             [

@@ -34,8 +34,13 @@ def batch_key(run: str, batch: int) -> str:
     return f"{run}|{batch}"
 
 
+def batch_prefix(batch: str) -> str:
+    """The RowKey prefix of the chunks of one staging (a `batch_key`)."""
+    return f"{WORK_PREFIX}{batch}|"
+
+
 def chunk_key(batch: str, chunk: int) -> str:
-    return f"{WORK_PREFIX}{batch}|{chunk:05d}"
+    return f"{batch_prefix(batch)}{chunk:05d}"
 
 
 def _prefix_range(prefix: str) -> dict[str, str]:
@@ -70,7 +75,7 @@ class GrantWork:
     def staged_nodes(self, pool_id: str, run: str, *, except_batch: str | None = None) -> set[str]:
         """The node ids every earlier staging of `run` handed to granting (`except_batch` left out: a staging
         that runs again must not count its own first attempt)."""
-        skip = chunk_key(except_batch, 0)[:-5] if except_batch else None
+        skip = batch_prefix(except_batch) if except_batch else None
         found: set[str] = set()
         for row in self._rows(pool_id, run_prefix(run), ["RowKey", "Nodes"]):
             if skip is None or not row["RowKey"].startswith(skip):

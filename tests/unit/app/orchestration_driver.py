@@ -10,7 +10,7 @@ from typing import Any
 
 from orchestrations.fan_out import grant_node_chunks, run_activity_batch
 from orchestrations.granting import grant_staged_batch
-from provisioning.grant_work import CHUNK_NODES, batch_key, chunk_key, run_prefix
+from provisioning.grant_work import CHUNK_NODES, batch_key, batch_prefix, chunk_key, run_prefix
 
 SUB_ORCHESTRATORS = {
     "run_activity_batch": run_activity_batch,
@@ -94,7 +94,7 @@ class Staging:
     def stage(self, data: dict, ready: list[list]) -> dict | None:
         """Stage the `ready` nodes (`[nodeId, ip, port, state]`) no earlier staging of the run handed on."""
         run, batch = data["stage"]["run"], batch_key(data["stage"]["run"], data["stage"]["batch"])
-        own = chunk_key(batch, 0)[:-5]
+        own = batch_prefix(batch)
         done = {n[0] for key, nodes in self.rows.items() if key.startswith(run_prefix(run))
                 and not key.startswith(own) for n in nodes}  # fmt: skip
         fresh = sorted((n for n in ready if n[0] not in done), key=lambda n: n[0])
