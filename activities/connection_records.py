@@ -18,12 +18,13 @@ log = logging.getLogger(__name__)
 
 
 def connection_sample(payload: dict) -> dict:
-    """The first MAX_CONNECTIONS_IN_EVENT connections a request granted on a pool (by user, then node), read
-    from its active records, for the event that tells the requester."""
-    found = ConnectionRecords(settings()).active_for_request(payload["poolId"], payload["requestId"])
-    ordered = sorted(found, key=lambda r: (r.user, r.node_id))[:MAX_CONNECTIONS_IN_EVENT]
+    """The first MAX_CONNECTIONS_IN_EVENT connections a request granted on a pool (by node, then user: every
+    user of the first nodes), read from its active records, for the event that tells the requester."""
+    found = ConnectionRecords(settings()).active_for_request(
+        payload["poolId"], payload["requestId"], MAX_CONNECTIONS_IN_EVENT
+    )
     return {
-        "connections": [{"nodeId": r.node_id, "user": r.user, "ip": r.ip, "port": r.port} for r in ordered]
+        "connections": [{"nodeId": r.node_id, "user": r.user, "ip": r.ip, "port": r.port} for r in found]
     }
 
 

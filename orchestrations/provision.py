@@ -15,7 +15,7 @@ from orchestrations.retrying import TransientExhausted, call_batch, deadline_aft
 from provisioning import progress as phases
 from provisioning.durations import format_timestamp
 from provisioning.events import with_connections
-from provisioning.nodes import next_poll_interval, wait_decision
+from provisioning.nodes import poll_interval, wait_decision
 from provisioning.progress import custom_status, summarize_outcome
 
 bp = df.Blueprint()
@@ -53,9 +53,9 @@ def wait_and_grant(
     before (provisioning.grant_work). While the pool is still coming up, each staging is granted by a
     `grant_staged_batch` sub-orchestration that runs while polling goes on, so nodes never wait for the
     grants of nodes that were ready before them; the last staging is granted here, then every grant is
-    awaited. Once nodes start to become ready the rest follow soon, so polling stays at the first interval
-    from then on. Returns the problem nodes, the allocation error when fewer nodes came, and what the grants
-    did."""
+    awaited. Polls start one interval apart, at the first interval while any node is ready or on its way
+    (provisioning.nodes.poll_interval), so a node that goes idle is seen within one interval. Returns the
+    problem nodes, the allocation error when fewer nodes came, and what the grants did."""
     running: list = []  # the grant_staged_batch sub-orchestrations started while polling
     try:
         return (yield from _poll_and_grant(context, run, options, running))
@@ -78,7 +78,8 @@ def _poll_and_grant(
     retry_deadline = deadline_after(context, options["deadlineSeconds"] * 2)
     interval = None
     while True:
-        deadline_passed = context.current_utc_datetime >= deadline
+        polled_at = context.current_utc_datetime
+        deadline_passed = polled_at >= deadline
         snapshot = yield from call_batch(
             context,
             "poll_pool",
@@ -119,13 +120,12 @@ def _poll_and_grant(
                     "grant_staged_batch", job, f"{context.instance_id}:grant:{len(running)}"
                 )
             )
-        if counts["ready"]:
-            interval = options["pollFirstSeconds"]
-        else:
-            interval = next_poll_interval(interval, options["pollFirstSeconds"], options["pollMaxSeconds"])
-        timer = context.create_timer(
-            min(context.current_utc_datetime + timedelta(seconds=interval), deadline)
-        )
+        # Polls start one interval apart (the time a poll takes is not added to the wait for the next one).
+        interval = poll_interval(interval, counts, options["pollFirstSeconds"], options["pollMaxSeconds"])
+        due = min(polled_at + timedelta(seconds=interval), deadline)
+        if due <= context.current_utc_datetime:
+            continue  # the poll took the whole interval: poll again now
+        timer = context.create_timer(due)
         granting = [task for task in running if not task.is_completed]
         if not granting:
             yield timer

@@ -146,3 +146,13 @@ def next_poll_interval(previous: float | None, first: float, maximum: float) -> 
     if previous is None:
         return first
     return min(previous * 2, maximum)
+
+
+def poll_interval(previous: float | None, counts: dict[str, int], first: float, maximum: float) -> float:
+    """Seconds from the start of one poll to the start of the next. The first interval while any node is
+    ready or on its way to ready (`counts` of a snapshot): such a node can go idle at any moment, and it is
+    seen within one interval, however long it took to boot. Backoff only while there is no such node (the pool
+    is still allocating, or waits for capacity)."""
+    if counts.get(NodeCategory.READY.value) or counts.get(NodeCategory.PENDING.value):
+        return first
+    return next_poll_interval(previous, first, maximum)

@@ -7,6 +7,7 @@ import threading
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from itertools import islice
 from typing import Any
 
 from azure.core import MatchConditions
@@ -123,13 +124,15 @@ class ConnectionRecords:
         )
         return {e["RowKey"]: bool(e.get("IsAdmin")) for e in entities if e["RowKey"] in wanted}
 
-    def active_for_request(self, pool_id: str, request_id: str) -> list[SshConnectionRecord]:
-        """The pool's active records that `request_id` wrote."""
+    def active_for_request(self, pool_id: str, request_id: str, limit: int) -> list[SshConnectionRecord]:
+        """The first `limit` active records `request_id` wrote on the pool, in RowKey order (by node, then
+        user), read a page of `limit` at a time: never the whole pool for a sample."""
         entities = self._table.query_entities(
             "PartitionKey eq @pk and RequestId eq @request and State eq 'active'",
             parameters={"pk": partition_key(pool_id), "request": request_id},
+            results_per_page=limit,
         )
-        return [SshConnectionRecord.from_entity(e) for e in entities]
+        return [SshConnectionRecord.from_entity(e) for e in islice(entities, limit)]
 
     def _states(self, pool_id: str, row_keys: list[str] | None = None) -> dict[str, str]:
         """RowKey -> State of the pool's records; with `row_keys`, only the RowKey range that spans them (a

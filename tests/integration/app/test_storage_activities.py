@@ -10,6 +10,7 @@ from azure.storage.queue import QueueClient, TextBase64DecodePolicy
 
 from activities._common import settings as app_settings
 from activities.connection_records import (
+    connection_sample,
     find_expired_records,
     find_user_records,
     mark_pool_records,
@@ -57,6 +58,22 @@ def write(pool_id: str, nodes: int, expiry: datetime) -> int:
         for user in users(expiry)
     ]  # fmt: skip
     return ConnectionRecords(app_settings()).upsert(records)
+
+
+def test_the_event_sample_is_every_user_of_the_first_nodes_of_that_request(app_env):
+    pool_id = unique_pool()
+    write(pool_id, 80, NOW + timedelta(hours=1))  # 160 active records of request r1
+    carol = {**users(NOW)[0], "name": "carol"}
+    endpoint = {"ip": "127.9.0.1", "port": 40000}
+    other = record_for(pool_id=pool_id, node_id="node-0000", user=carol, request_id="r2", state=ACTIVE,
+                       at=NOW, endpoint=endpoint)  # fmt: skip
+    ConnectionRecords(app_settings()).upsert([other])
+    sample = connection_sample({"poolId": pool_id, "requestId": "r1"})["connections"]
+    assert len(sample) == 100
+    assert [(c["nodeId"], c["user"]) for c in sample] == [
+        (f"node-{i:04d}", user) for i in range(50) for user in ("alice", "bob")
+    ]
+    assert sample[3] == {"nodeId": "node-0001", "user": "bob", "ip": "127.9.0.1", "port": 40001}
 
 
 def table(settings) -> TableClient:

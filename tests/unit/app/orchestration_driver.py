@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from orchestrations.fan_out import grant_node_chunks, run_activity_batch
@@ -128,7 +128,7 @@ class Staging:
         return {"cleared": len(doomed)}
 
     def sample(self, data: dict) -> dict:
-        return {"connections": sorted(self.granted, key=lambda d: (d["user"], d["nodeId"]))[:100]}
+        return {"connections": sorted(self.granted, key=lambda d: (d["nodeId"], d["user"]))[:100]}
 
 
 def grant_chunk(
@@ -228,4 +228,7 @@ def _resolve(task: Call, context: FakeContext, respond: Responder, log: Recorder
     if task.kind == "sub":
         sub = SUB_ORCHESTRATORS[task.name]
         return _run(sub, task.input, respond, context.current_utc_datetime, task.instance_id, log)
-    return respond(task.name, task.input)
+    answer = respond(task.name, task.input)
+    # a responder may say how long an activity takes (`seconds`: name -> seconds): the clock moves on
+    context.current_utc_datetime += timedelta(seconds=getattr(respond, "seconds", {}).get(task.name, 0))
+    return answer

@@ -207,11 +207,9 @@ def test_nodes_idle_early_get_their_users_before_the_others_are_ready():
     assert output["outcome"] == "completed" and output["progress"]["usersGranted"] == 6
     assert output["progress"]["records"] == 6
     (event,) = [c.input for c in log.activities("publish_event")]
-    assert event["connectionsTotal"] == 6 and [c["nodeId"] for c in event["connections"][:3]] == [
-        "node-0",
-        "node-1",
-        "node-2",
-    ]
+    assert event["connectionsTotal"] == 6
+    assert [c["nodeId"] for c in event["connections"]] == ["node-0", "node-0", "node-1", "node-1", "node-2",
+                                                            "node-2"]  # fmt: skip
 
 
 def test_nodes_ready_later_do_not_wait_for_the_grant_of_nodes_ready_before_them():
@@ -261,13 +259,45 @@ def test_custom_status_and_event_never_carry_secrets():
     assert "ciphertext" not in text and "ssh-rsa" not in text
 
 
-def test_polling_backs_off_with_durable_timers_up_to_the_maximum():
-    pending = (pool_json("resizing"), [{"id": "node-0", "state": "creating"}])
+def _nodes(state: str) -> list[dict]:
+    return [{"id": f"node-{i}", "state": state} for i in range(3)]
+
+
+def _gaps(log) -> list[float]:
+    return [(b - a).total_seconds() for a, b in zip([NOW, *log.timers], log.timers, strict=False)]
+
+
+def test_polling_backs_off_with_durable_timers_up_to_the_maximum_while_the_pool_has_no_node():
+    allocating = (pool_json("resizing"), [])
     ready = (pool_json(), [{"id": f"node-{i}", "state": "idle"} for i in range(3)])
-    output, log = run(Batch(polls=[pending] * 5 + [ready]))
-    gaps = [(b - a).total_seconds() for a, b in zip([NOW, *log.timers], log.timers, strict=False)]
-    assert gaps == [1.0, 2.0, 4.0, 4.0, 4.0]
+    output, log = run(Batch(polls=[allocating] * 5 + [ready]))
+    assert _gaps(log) == [1.0, 2.0, 4.0, 4.0, 4.0]
     assert output["outcome"] == "completed"
+
+
+def test_nodes_on_their_way_are_polled_at_the_first_interval_however_long_they_boot():
+    # Backing off while nodes boot would leave a node that goes idle unseen for up to the maximum interval.
+    allocating = (pool_json("resizing"), [])
+    states = ["creating"] * 2 + ["starting"] * 4 + ["waitingforstarttask"] * 4
+    booting = [(pool_json(), _nodes(state)) for state in states]
+    ready = (pool_json(), _nodes("idle"))
+    output, log = run(Batch(polls=[allocating, allocating, *booting, ready]))
+    assert _gaps(log) == [1.0, 2.0] + [1.0] * 10
+    assert output["outcome"] == "completed"
+
+
+def test_polls_start_one_interval_apart_whatever_a_poll_takes():
+    booting = (pool_json("resizing"), _nodes("starting"))
+    ready = (pool_json(), _nodes("idle"))
+    batch = Batch(polls=[booting] * 3 + [ready])
+    batch.seconds = {"poll_pool": 0.4}  # a listing of many nodes takes a while
+    output, log = run(batch)
+    assert _gaps(log) == [1.0, 1.0, 1.0]  # timers are due one interval after the start of their poll
+    assert [t - NOW for t in log.timers] == [timedelta(seconds=s) for s in (1, 2, 3)]
+    slow = Batch(polls=[booting] * 3 + [ready])
+    slow.seconds = {"poll_pool": 1.5}  # longer than the interval: the next poll starts at once
+    output, log = run(slow)
+    assert log.timers == [] and len(log.activities("poll_pool")) == 4 and output["outcome"] == "completed"
 
 
 def test_a_resize_error_fails_fast_and_publishes_pool_failed():
