@@ -23,9 +23,7 @@ def connection_sample(payload: dict) -> dict:
     found = ConnectionRecords(settings()).active_for_request(
         payload["poolId"], payload["requestId"], MAX_CONNECTIONS_IN_EVENT
     )
-    return {
-        "connections": [{"nodeId": r.node_id, "user": r.user, "ip": r.ip, "port": r.port} for r in found]
-    }
+    return {"connections": [{"nodeId": r.node_id, "user": r.user, "ip": r.ip, "port": r.port} for r in found]}
 
 
 def find_expired_records(payload: dict) -> dict:
