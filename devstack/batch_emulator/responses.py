@@ -114,22 +114,28 @@ def _skip_token(request: web.Request) -> int:
 
 def paged(
     request: web.Request,
-    items: list[tuple[int, dict]],
+    items: list[tuple[int, Any]],
     known: tuple[str, ...],
     *,
     select: bool = True,
     kind: str = "",
+    render: Callable[[Any], dict] | None = None,
 ) -> web.Response:
-    """A list answer: items are (ordering key, JSON); filtered, paged by key, with odata.nextLink carrying the
-    filter, select and page size so the SDK's follow-up request (only the link's query) works."""
+    """A list answer: items are (ordering key, JSON), or (ordering key, object) with `render` making its JSON
+    (only for the items from the requested page on, so a large listing is not rendered once per page);
+    filtered, paged by key, with odata.nextLink carrying the filter, select and page size so the SDK's
+    follow-up request (only the link's query) works."""
     predicate, filter_text = _query_filter(request, known)
     names, select_text = _query_select(request, known) if select else (None, None)
     limit = _max_results(request)
     after = _skip_token(request)
     page: list[dict] = []
     last_key, more = after, False
-    for key, item in items:
-        if key <= after or (predicate is not None and not predicate(item)):
+    for key, entry in items:
+        if key <= after:
+            continue
+        item = render(entry) if render is not None else entry
+        if predicate is not None and not predicate(item):
             continue
         if len(page) == limit:
             more = True
@@ -217,8 +223,12 @@ class BatchResponses:
     async def list_nodes(self, request: web.Request) -> web.Response:
         pool = self.account.get_pool(request.match_info["poolId"])
         base = base_url(request)
-        items = [(n.seq, render.node_json(pool, n, base)) for n in list(pool.nodes.values())]
-        return paged(request, items, NODE_PROPERTIES, kind="list_nodes")
+        items = [(n.seq, n) for n in list(pool.nodes.values())]
+
+        def node_json(node: Any) -> dict:
+            return render.node_json(pool, node, base)
+
+        return paged(request, items, NODE_PROPERTIES, kind="list_nodes", render=node_json)
 
     async def get_node(self, request: web.Request) -> web.Response:
         pool = self.account.get_pool(request.match_info["poolId"])
