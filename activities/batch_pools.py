@@ -35,7 +35,8 @@ from provisioning.pool_spec import (
 bp = df.Blueprint()
 log = logging.getLogger(__name__)
 
-NODE_FIELDS = ["id", "state", "stateTransitionTime", "startTaskInfo", "errors", "endpointConfiguration"]
+# what a poll reads of each node: its state, why it failed (start task, errors) and its SSH endpoint
+NODE_FIELDS = ["id", "state", "startTaskInfo", "errors", "endpointConfiguration"]
 
 
 def select_pool_image(payload: dict) -> dict:
