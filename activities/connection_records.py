@@ -60,24 +60,9 @@ def pool_access_state(payload: dict) -> dict:
 
 def mark_records(payload: dict) -> dict:
     """Set an end state (expired, revoked, gone) on the given records that are still live."""
-    keys = [(k[0], k[1]) for k in payload["keys"]]
+    keys = [tuple(k) for k in payload["keys"]]  # [pk, rk] or [pk, rk, etag] (marked only if unchanged)
     marked = ConnectionRecords(settings()).mark(keys, payload["state"], parse_timestamp(payload["at"]))
     log.info("%d connection records marked %s", marked, payload["state"])
-    return {"marked": marked}
-
-
-def mark_user_records(payload: dict) -> dict:
-    """Set a state on every live record of one user on one pool (except on nodes where deletion failed)."""
-    marked = ConnectionRecords(settings()).mark_user(
-        payload["poolId"],
-        payload["user"],
-        payload["state"],
-        parse_timestamp(payload["at"]),
-        except_nodes=payload.get("exceptNodeIds") or (),
-    )
-    log.info(
-        "pool %s user %s: %d records marked %s", payload["poolId"], payload["user"], marked, payload["state"]
-    )
     return {"marked": marked}
 
 
@@ -103,6 +88,7 @@ def _key(record: Any) -> dict[str, Any]:
         "user": record.user,
         "partitionKey": record.partition_key,
         "rowKey": record.row_key,
+        "etag": record.etag,  # the version read: marking it later is conditional on it
     }
 
 
@@ -112,7 +98,6 @@ for _activity in (
     find_user_records,
     pool_access_state,
     mark_records,
-    mark_user_records,
     mark_pool_records,
     refresh_node_states,
 ):

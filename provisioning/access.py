@@ -30,6 +30,13 @@ def settled_keys(results: list[dict[str, Any]]) -> list[list[str]]:
     return keys
 
 
+def versioned(keys: list[list[str]], records: list[dict[str, Any]]) -> list[list[Any]]:
+    """`keys` with the ETag each record was found at: the record is marked only if it is still that version
+    (a grant that wrote it again after the deletion keeps it live for the next pass)."""
+    etags = {(r["partitionKey"], r["rowKey"]): r.get("etag") for r in records}
+    return [[pk, rk, etags[(pk, rk)]] if etags.get((pk, rk)) else [pk, rk] for pk, rk in keys]
+
+
 def failed_deletions(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The (node, user) pairs whose deletion failed, with the service's error."""
     failed = []

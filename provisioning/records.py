@@ -8,7 +8,7 @@ vanished) or `deleted` (the app deleted the pool); `stateChangedAt` says when.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -57,6 +57,8 @@ class SshConnectionRecord:
     request_id: str
     granted_at: datetime
     state_changed_at: datetime | None = None
+    # the version (Table storage ETag) of the entity the record was read from; None for a record built here
+    etag: str | None = field(default=None, compare=False)
 
     @property
     def partition_key(self) -> str:
@@ -111,6 +113,7 @@ class SshConnectionRecord:
             request_id=entity.get("RequestId", ""),
             granted_at=_dt(entity.get("GrantedAt")) or _dt(entity["ExpiresAt"]),
             state_changed_at=_dt(entity.get("StateChangedAt")),
+            etag=(getattr(entity, "metadata", None) or {}).get("etag"),
         )
 
     def to_json(self) -> dict[str, Any]:

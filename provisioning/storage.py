@@ -178,26 +178,24 @@ class ConnectionRecords:
                 break
         return found
 
-    def mark(self, keys: list[tuple[str, str]], state: str, at: datetime) -> int:
-        """Set `state` on the given (PartitionKey, RowKey) records still live; returns how many changed."""
-        wanted: dict[str, set[str]] = defaultdict(set)
-        for pk, rk in keys:
-            wanted[pk].add(rk)
+    def mark(self, keys: list[tuple[str, ...]], state: str, at: datetime) -> int:
+        """Set `state` on the given records still live; returns how many changed. A key is (PartitionKey,
+        RowKey) or (PartitionKey, RowKey, ETag): with an ETag, the record is marked only if it has not changed
+        since it was read with that ETag. A record written again meanwhile (a grant that created its user
+        after the user was deleted) stays live, so the user is deleted again by the next pass, never left on a
+        node behind an ended record."""
+        wanted: dict[str, dict[str, str | None]] = defaultdict(dict)
+        for pk, rk, *version in keys:
+            wanted[pk][rk] = version[0] if version else None
         changed = 0
         for pk, rows in wanted.items():
             live = self._table.query_entities(f"PartitionKey eq @pk and {_LIVE}", parameters={"pk": pk})
-            changed += self._set_state(pk, [e for e in live if e["RowKey"] in rows], state, at)
+            unchanged = [
+                e for e in live
+                if e["RowKey"] in rows and rows[e["RowKey"]] in (None, e.metadata["etag"])
+            ]  # fmt: skip
+            changed += self._set_state(pk, unchanged, state, at)
         return changed
-
-    def mark_user(
-        self, pool_id: str, user: str, state: str, at: datetime, except_nodes: Iterable[str] = ()
-    ) -> int:
-        """Set `state` on every live record of `user` on `pool_id` (but those on `except_nodes`)."""
-        pk, skip = partition_key(pool_id), set(except_nodes)
-        live = self._table.query_entities(
-            f"PartitionKey eq @pk and UserName eq @user and {_LIVE}", parameters={"pk": pk, "user": user}
-        )
-        return self._set_state(pk, [e for e in live if e["NodeId"] not in skip], state, at)
 
     def mark_pool(self, pool_id: str, state: str, at: datetime) -> int:
         """Set `state` on every live record of a pool (the pool was deleted or vanished)."""

@@ -15,10 +15,10 @@ from activities.connection_records import (
     find_user_records,
     mark_pool_records,
     mark_records,
-    mark_user_records,
 )
 from activities.events import publish_event
 from activities.managed_pools import active_grants, list_managed_pools, register_managed_pool, set_grant_state
+from provisioning.access import versioned
 from provisioning.durations import format_timestamp
 from provisioning.records import ACTIVE, record_for
 from provisioning.storage import MAX_TRANSACTION, ConnectionRecords, RequestEntries
@@ -125,21 +125,26 @@ def test_find_expired_twice_then_mark_twice(app_env):
     assert not [r for r in find_expired_records(payload)["records"] if r["poolId"] == expired_pool]
 
 
-def test_mark_user_records_twice_revokes_only_that_user(app_env):
+def test_a_record_written_again_after_it_was_found_is_not_marked_and_marking_twice_is_safe(app_env):
     pool_id = unique_pool()
     write(pool_id, 3, NOW + timedelta(hours=1))
-    payload = {
-        "poolId": pool_id,
-        "user": "bob",
-        "state": "revoked",
-        "at": format_timestamp(NOW),
-        "exceptNodeIds": ["node-0002"],
-    }
-    assert mark_user_records(payload) == {"marked": 2}
-    assert mark_user_records(payload) == {"marked": 0}
+    found = find_user_records({"poolId": pool_id, "user": "bob"})["records"]
+    assert len(found) == 3 and all(r["etag"] for r in found)
+    write(pool_id, 1, NOW + timedelta(hours=1))  # meanwhile a grant wrote node-0000's records again
+    keys = versioned([[r["partitionKey"], r["rowKey"]] for r in found], found)
+    payload = {"keys": keys, "state": "revoked", "at": format_timestamp(NOW)}
+    assert mark_records(payload) == {"marked": 2}
+    assert mark_records(payload) == {"marked": 0}
     states = {r.row_key: r.state for r in ConnectionRecords(app_env).for_pool(pool_id)}
-    assert states["node-0000|bob"] == states["node-0001|bob"] == "revoked"
-    assert states["node-0002|bob"] == "active" and states["node-0000|alice"] == "active"
+    assert states["node-0001|bob"] == states["node-0002|bob"] == "revoked"
+    assert states["node-0000|bob"] == "active"  # still live: the next pass deletes that user again
+    assert states["node-0000|alice"] == "active"
+    unversioned = {
+        "keys": [[found[0]["partitionKey"], found[0]["rowKey"]]],
+        "state": "gone",
+        "at": payload["at"],
+    }
+    assert mark_records(unversioned) == {"marked": 1}  # a key without an ETag marks whatever version is live
 
 
 def test_publish_event_twice_delivers_two_copies_with_one_event_id(app_env):

@@ -418,7 +418,7 @@ def test_an_activity_failing_for_good_still_ends_with_a_published_failure():
 def test_cleanup_deletes_per_node_and_marks_only_what_was_removed():
     expired = [
         {"poolId": "p", "nodeId": "n1", "user": "alice", "partitionKey": "p", "rowKey": "n1|alice"},
-        {"poolId": "p", "nodeId": "n1", "user": "bob", "partitionKey": "p", "rowKey": "n1|bob"},
+        {"poolId": "p", "nodeId": "n1", "user": "bob", "partitionKey": "p", "rowKey": "n1|bob", "etag": "v7"},
         {"poolId": "p", "nodeId": "n2", "user": "alice", "partitionKey": "p", "rowKey": "n2|alice"},
     ]
 
@@ -452,7 +452,8 @@ def test_cleanup_deletes_per_node_and_marks_only_what_was_removed():
         {"poolId": "p", "nodeId": "n2", "users": ["alice"]},
     ]
     (mark,) = [c.input for c in log.activities("mark_records")]
-    assert mark["keys"] == [["p", "n1|alice"], ["p", "n1|bob"]] and mark["state"] == "expired"
+    # a record found at a version is marked only at that version (it may have been written again meanwhile)
+    assert mark["keys"] == [["p", "n1|alice"], ["p", "n1|bob", "v7"]] and mark["state"] == "expired"
     assert output["found"] == 3 and output["expired"] == 2 and output["failed"][0]["nodeId"] == "n2"
     (event,) = [c.input for c in log.activities("publish_event")]
     assert (event["type"], event["poolId"], event["users"]) == ("access-expired", "p", ["alice", "bob"])
@@ -465,7 +466,14 @@ def test_cleanup_with_nothing_expired_does_nothing_else():
 
 def test_revoke_deletes_only_where_the_app_has_records_and_keeps_those_where_it_failed():
     records = [
-        {"poolId": "p", "nodeId": n, "user": "alice", "partitionKey": "p", "rowKey": f"{n}|alice"}
+        {
+            "poolId": "p",
+            "nodeId": n,
+            "user": "alice",
+            "partitionKey": "p",
+            "rowKey": f"{n}|alice",
+            "etag": "v1",
+        }
         for n in ("n1", "n2")
     ]
 
@@ -483,8 +491,8 @@ def test_revoke_deletes_only_where_the_app_has_records_and_keeps_those_where_it_
                     else {"ok": False, "error": {"code": "ServerBusy", "message": "busy"}}
                 },
             }
-        if name == "mark_user_records":
-            return {"marked": 1}
+        if name == "mark_records":
+            return {"marked": len(data["keys"])}
         if name == "set_grant_state":
             return {"changed": True}
         if name == "publish_event":
@@ -493,12 +501,35 @@ def test_revoke_deletes_only_where_the_app_has_records_and_keeps_those_where_it_
 
     output, log = run_orchestrator(revoke_user_access, {"poolId": "p", "user": "alice"}, respond, now=NOW)
     assert [c.input["nodeId"] for c in log.activities("delete_node_users")] == ["n1", "n2"]
-    (mark,) = [c.input for c in log.activities("mark_user_records")]
-    assert mark["state"] == "revoked" and mark["exceptNodeIds"] == ["n2"]
+    (mark,) = [c.input for c in log.activities("mark_records")]
+    assert mark["state"] == "revoked" and mark["keys"] == [["p", "n1|alice", "v1"]]  # as found: n1 only
     assert [c.input["state"] for c in log.activities("set_grant_state")] == ["revoked"]
     (event,) = [c.input for c in log.activities("publish_event")]
     assert event["type"] == "access-revoked" and event["user"] == "alice" and event["recordsRevoked"] == 1
     assert output["deleted"] == 1 and len(output["failed"]) == 1
+
+
+def test_revoke_deletes_again_a_user_a_running_grant_created_after_the_first_deletion():
+    found = [[{"poolId": "p", "nodeId": "n1", "user": "alice", "partitionKey": "p", "rowKey": "n1|alice",
+               "etag": etag}] for etag in ("v1", "v2")]  # fmt: skip
+    marks = iter([0, 1])  # the first mark finds the record written again (v2): not marked
+
+    def respond(name, data):
+        if name == "find_user_records":
+            return {"records": found.pop(0)}
+        if name == "delete_node_users":
+            return {"poolId": "p", "nodeId": "n1", "users": {"alice": {"ok": True, "result": "deleted"}}}
+        if name == "mark_records":
+            return {"marked": next(marks)}
+        return {"changed": True, "published": True}
+
+    output, log = run_orchestrator(revoke_user_access, {"poolId": "p", "user": "alice"}, respond, now=NOW)
+    assert [c.input["keys"] for c in log.activities("mark_records")] == [
+        [["p", "n1|alice", "v1"]],
+        [["p", "n1|alice", "v2"]],
+    ]
+    assert len(log.activities("delete_node_users")) == 2
+    assert (output["nodes"], output["deleted"], output["recordsRevoked"]) == (1, 2, 1)
 
 
 def test_revoke_with_no_live_records_calls_no_batch_activity():
