@@ -20,9 +20,8 @@ from provisioning.progress import custom_status, grant_failures, summarize_outco
 
 bp = df.Blueprint()
 BUSY_SECONDS = 3600  # reconcile stays away from the pool while the grant runs (or until then, if it crashed)
-BATCH_ORDER = (
-    100_000  # chunk order offset per staging: a later staging's chunks queue behind an earlier one's
-)
+# chunk order offset per staging: a later staging's chunks queue behind an earlier one's
+BATCH_ORDER = 100_000
 
 
 def grant_on_nodes(

@@ -189,7 +189,11 @@ class ConnectionRecords:
             wanted[pk][rk] = version[0] if version else None
         changed = 0
         for pk, rows in wanted.items():
-            live = self._table.query_entities(f"PartitionKey eq @pk and {_LIVE}", parameters={"pk": pk})
+            live = self._table.query_entities(  # the live records in the RowKey range of the wanted ones
+                f"PartitionKey eq @pk and RowKey ge @low and RowKey le @high and {_LIVE}",
+                parameters={"pk": pk, "low": min(rows), "high": max(rows)},
+                select=["RowKey"],
+            )
             unchanged = [
                 e for e in live
                 if e["RowKey"] in rows and rows[e["RowKey"]] in (None, e.metadata["etag"])
@@ -200,7 +204,9 @@ class ConnectionRecords:
     def mark_pool(self, pool_id: str, state: str, at: datetime) -> int:
         """Set `state` on every live record of a pool (the pool was deleted or vanished)."""
         pk = partition_key(pool_id)
-        live = self._table.query_entities(f"PartitionKey eq @pk and {_LIVE}", parameters={"pk": pk})
+        live = self._table.query_entities(
+            f"PartitionKey eq @pk and {_LIVE}", parameters={"pk": pk}, select=["RowKey"]
+        )
         return self._set_state(pk, list(live), state, at)
 
     def refresh_node_states(self, pool_id: str, node_states: dict[str, str]) -> int:
