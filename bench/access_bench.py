@@ -1,8 +1,9 @@
 """The access phase — from "the nodes are idle" to "every (node, user) has its user and its record" — of the
-app through the local host, against the guide's sequential loop and against the limit ceil(N*U/C)*L, on the
-same emulator with the same injected Batch latency, for N nodes and U users; plus Batch calls per node-user,
-the host's memory, durable history bytes per node and per-episode replay time; and a PNG plot of time
-against N.
+app through the local host, against the guide's sequential loop, the limit ceil(N*U/C)*L and the SDK's floor
+(the same N*U creates from a bare asyncio loop in this process, with the app's own Batch client and C calls
+in flight, and nothing else), on the same emulator with the same injected Batch latency, for N nodes and U
+users; plus Batch calls per node-user, the host's memory, durable history bytes per node and per-episode
+replay time; and a PNG plot of time against N.
 
 `python -m bench access [--sizes 100,1000,3000] [--guide-up-to 1000] [--plot PATH]`. The guide's loop is
 measured up to --guide-up-to nodes and extrapolated per node beyond (it is strictly sequential, so linear:
@@ -12,6 +13,7 @@ measured up to --guide-up-to nodes and extrapolated per node beyond (it is stric
 from __future__ import annotations
 
 import argparse
+import asyncio
 import math
 import os
 import re
@@ -29,7 +31,8 @@ from azure.batch import models
 from devstack.batch_emulator.sdk_pools import newest_verified_ubuntu, ssh_network
 from devstack.functions_host.durable_bridge import DURABLE_STORE
 from devstack.ssh_client import generate_key
-from devstack.stack import running_stack
+from devstack.stack import app_settings, running_stack
+from provisioning.clients import async_batch_client
 from provisioning.settings import load_settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -260,8 +263,44 @@ def run_guide(client, image, nodes: int, public_key: str) -> float:
     return elapsed
 
 
-def plot(path: Path, sizes: list[int], app: list[float], guide: list[float], measured: list[bool],
-         limit: list[float], concurrency: int) -> None:  # fmt: skip
+def run_floor(stack, pool_id: str, public_key: str, concurrency: int) -> float:
+    """The SDK's floor: the app's N*U creates again (users `floor1`..`floorU` on every node of the app's
+    pool), from a bare asyncio loop in this process with the app's own Batch client (provisioning.clients)
+    and at most `concurrency` calls in flight — no host, no records, no durable work. The fastest this
+    machine gets the SDK through C concurrent calls against this emulator: whatever the app takes beyond it
+    is the app's. Seconds for the creates."""
+    client = stack.batch.client()
+    node_ids = [n.id for n in client.list_nodes(pool_id, select=["id"])]
+    expiry = datetime.now(UTC) + timedelta(hours=2)
+    settings = load_settings(app_settings(stack.azurite, stack.batch))
+
+    async def creates() -> float:
+        batch = async_batch_client(settings)
+        slots = asyncio.Semaphore(concurrency)
+
+        async def create(node_id: str, name: str) -> None:
+            async with slots:
+                await batch.create_node_user(
+                    pool_id,
+                    node_id,
+                    models.BatchNodeUserCreateOptions(
+                        name=name, expiry_time=expiry, ssh_public_key=public_key
+                    ),
+                    retry_total=0,
+                )
+
+        try:
+            started = time.perf_counter()
+            await asyncio.gather(*(create(n, f"floor{i}") for n in node_ids for i in range(1, USERS + 1)))
+            return time.perf_counter() - started
+        finally:
+            await batch.close()
+
+    return asyncio.run(creates())
+
+
+def plot(path: Path, sizes: list[int], app: list[float], floor: list[float], guide: list[float],
+         measured: list[bool], limit: list[float], concurrency: int) -> None:  # fmt: skip
     import matplotlib
 
     matplotlib.use("Agg")
@@ -270,6 +309,7 @@ def plot(path: Path, sizes: list[int], app: list[float], guide: list[float], mea
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
     ax.plot(sizes, guide, "s-", color="tab:red", label="the guide's sequential loop")
     ax.plot(sizes, app, "o-", color="tab:blue", label="this app, through the host")
+    ax.plot(sizes, floor, "^:", color="tab:green", label=f"the SDK's floor: a bare loop, C={concurrency}")
     ax.plot(sizes, limit, "--", color="tab:gray", label=f"limit ceil(N*U/C)*L, C={concurrency}")
     for n, g, m in zip(sizes, guide, measured, strict=True):
         if not m:
@@ -297,6 +337,7 @@ def main(argv: list[str] | None = None) -> None:
     sizes = sorted(int(s) for s in args.sizes.split(","))
     concurrency = args.concurrency or load_settings({}).batch_concurrency
     apps: list[AppRun] = []
+    floors: list[float] = []
     guides: dict[int, float] = {}
     with tempfile.TemporaryDirectory(prefix="access-bench-") as tmp:
         key = generate_key(Path(tmp))
@@ -313,6 +354,8 @@ def main(argv: list[str] | None = None) -> None:
             for n in sizes:
                 apps.append(run_app(stack, data_dir, n, key.public, client))
                 print(f"  N={n}: app {apps[-1].access:.2f} s", flush=True)
+                floors.append(run_floor(stack, f"app-{n}", key.public, concurrency))
+                print(f"  N={n}: SDK floor {floors[-1]:.2f} s", flush=True)
                 if n <= args.guide_up_to:
                     guides[n] = run_guide(client, image, n, key.public)
                     print(f"  N={n}: guide {guides[n]:.1f} s", flush=True)
@@ -320,13 +363,14 @@ def main(argv: list[str] | None = None) -> None:
     per_node = guides[max(guides)] / max(guides) if guides else float("nan")
     guide = [guides.get(n, per_node * n) for n in sizes]
     limit = [math.ceil(n * USERS / concurrency) * LATENCY_MS / 1000 for n in sizes]
-    report(sizes, apps, guide, [n in guides for n in sizes], limit, concurrency)
-    plot(args.plot, sizes, [a.access for a in apps], guide, [n in guides for n in sizes], limit, concurrency)
+    report(sizes, apps, floors, guide, [n in guides for n in sizes], limit, concurrency)
+    plot(args.plot, sizes, [a.access for a in apps], floors, guide, [n in guides for n in sizes], limit,
+         concurrency)  # fmt: skip
     shown = args.plot.relative_to(REPO_ROOT) if args.plot.is_relative_to(REPO_ROOT) else args.plot
     print(f"plot saved to {shown}")
 
 
-def report(sizes, apps, guide, measured, limit, concurrency) -> None:
+def report(sizes, apps, floors, guide, measured, limit, concurrency) -> None:
     print(f"access phase, U={USERS} users, L={LATENCY_MS} ms on every Batch call,"
           f" C={concurrency} (BATCH_CONCURRENCY), poll {POLL}")  # fmt: skip
     row = "{:<40}" + "{:>11}" * len(sizes)
@@ -335,7 +379,10 @@ def report(sizes, apps, guide, measured, limit, concurrency) -> None:
     shown = [f"{g:.1f}{'' if m else '~'}" for g, m in zip(guide, measured, strict=True)]
     print(row.format("guide's sequential loop (s)", *shown))
     print(row.format("limit ceil(N*U/C)*L (s)", *(f"{x:.2f}" for x in limit)))
+    print(row.format("SDK floor: bare loop, C in flight (s)", *(f"{f:.2f}" for f in floors)))
     print(row.format("app / limit", *(f"{a.access / x:.2f}x" for a, x in zip(apps, limit, strict=True))))
+    print(row.format("SDK floor / limit", *(f"{f / x:.2f}x" for f, x in zip(floors, limit, strict=True))))
+    print(row.format("app / SDK floor", *(f"{a.access / f:.2f}x" for a, f in zip(apps, floors, strict=True))))
     print(row.format("guide / app", *(f"{g / a.access:.0f}x" for g, a in zip(guide, apps, strict=True))))
     print(row.format("first user after last idle (s)", *(f"{a.first_user_after_idle:.2f}" for a in apps)))
     print(row.format("  after the poll that saw it (s)", *(f"{a.first_user_after_poll:.2f}" for a in apps)))
