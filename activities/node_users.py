@@ -1,11 +1,12 @@
 """Node-user activities on Azure Batch: grant users on a chunk of nodes (with their connection records), and
 delete users from one node.
 
-Granting runs on the SDK's asyncio client with a bounded number of calls in flight (BATCH_CONCURRENCY per
-worker process, shared by every chunk it runs; earlier chunks first, so chunks finish in order and their
-records are written as each finishes). Results are counts plus the (node, user) pairs that failed, so one bad
-node or user never loses the others. A throttled or failed call (429, 5xx, dropped connection) is reported as
-transient with a `retry` input for the orchestration to run again later; only permanent answers are failures.
+Granting runs on the SDKs' asyncio clients with a bounded number of calls in flight (BATCH_CONCURRENCY Batch
+calls and TABLE_WRITERS record transactions per worker process, shared by every chunk it runs; earlier chunks
+first, so chunks finish in order and their records are written as each finishes). Results are counts plus
+the (node, user) pairs that failed, so one bad node or user never loses the others. A throttled or failed call
+(429, 5xx, dropped connection) is reported as transient with a `retry` input for the orchestration to run
+again later; only permanent answers are failures.
 The app never replaces a user it did not create: a user it may replace has a live record from before. Only
 this activity ever sees a decrypted password.
 """
@@ -28,12 +29,12 @@ from activities._common import error_code, is_transient, service_error, settings
 from provisioning import telemetry
 from provisioning.clients import async_batch_client, batch_client
 from provisioning.durations import parse_timestamp
-from provisioning.grant_work import GrantWork
+from provisioning.grant_work import load_chunk
 from provisioning.passwords import PasswordCipher
 from provisioning.pool_registry import ManagedPools, public_user
 from provisioning.records import ACTIVE as ACTIVE_STATE
 from provisioning.records import PENDING, SshConnectionRecord, record_for
-from provisioning.storage import ConnectionRecords
+from provisioning.storage import ConnectionRecords, GrantRecordWrites
 
 bp = df.Blueprint()
 log = logging.getLogger(__name__)
@@ -81,7 +82,7 @@ class OrderedLimit:
 _limits: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, OrderedLimit]] = (
     weakref.WeakKeyDictionary()
 )
-TABLE_WRITERS = 2  # record reads/writes in flight per worker process (earlier chunks first)
+TABLE_WRITERS = 2  # record transactions in flight per worker process (earlier chunks first)
 
 
 def process_limit(kind: str, size: int) -> OrderedLimit:
@@ -94,10 +95,13 @@ def process_limit(kind: str, size: int) -> OrderedLimit:
     return limit
 
 
-async def _in_thread(limit: OrderedLimit, key: tuple, fn: Any, *args: Any) -> Any:
-    """A blocking Table storage call off the event loop, bounded and in chunk order."""
+async def _in_turn(limit: OrderedLimit, key: tuple, fn: Any, *args: Any) -> Any:
+    """Table storage work (a coroutine function, or a blocking one, run in a thread), bounded and in chunk
+    order."""
     await limit.acquire(key)
     try:
+        if asyncio.iscoroutinefunction(fn):
+            return await fn(*args)
         return await asyncio.to_thread(fn, *args)
     finally:
         limit.release()
@@ -231,7 +235,7 @@ async def grant_node_users(payload: dict) -> dict:
     order = int(payload.get("order") or 0)
     if payload.get("work"):
         names = list(users)
-        staged = await _in_thread(tables, (order,), GrantWork(config).load, pool_id, payload["work"])
+        staged = await _in_turn(tables, (order,), load_chunk, config, pool_id, payload["work"])
         nodes = [{"nodeId": node_id, "ip": ip, "port": port, "state": state, "users": names}
                  for node_id, ip, port, state in staged]  # fmt: skip
     else:
@@ -247,19 +251,22 @@ async def grant_node_users(payload: dict) -> dict:
 
     shown = {name: public_user(u) for name, u in users.items()}
     store = ConnectionRecords(config)
+    writes = GrantRecordWrites(config, store)
 
     def record(node: dict, name: str, state: str) -> SshConnectionRecord:
         return record_for(pool_id=pool_id, node_id=node["nodeId"], user=shown[name], endpoint=node,
                           request_id=request_id, state=state, at=at)  # fmt: skip
 
-    def write_pending() -> tuple[list[SshConnectionRecord], set[str], dict[str, bool]]:
-        # built in the thread that holds the chunk's turn, so chunks waiting for theirs spend no CPU yet
+    async def write_pending() -> tuple[list[SshConnectionRecord], set[str], dict[str, bool]]:
+        # built once the chunk has its turn, so chunks waiting for theirs spend no CPU yet
         pending = [record(n, name, PENDING) for n in nodes for name in n["users"]]
-        owned_keys = set(store.prepare(pending))
-        return pending, owned_keys, store.admin_flags(pool_id, sorted(owned_keys)) if owned_keys else {}
+        owned_keys = set(await writes.prepare(pending))
+        if not owned_keys:
+            return pending, owned_keys, {}
+        return pending, owned_keys, await asyncio.to_thread(store.admin_flags, pool_id, sorted(owned_keys))
 
     started = time.perf_counter()
-    pending, owned_keys, admin = await _in_thread(tables, (order,), write_pending)
+    pending, owned_keys, admin = await _in_turn(tables, (order,), write_pending)
     prepared = time.perf_counter()
     owned: dict[str, dict[str, Any]] = {}
     for r in pending:
@@ -289,15 +296,15 @@ async def grant_node_users(payload: dict) -> dict:
                if (o.get("error") or {}).get("code") == NOT_OWNED]  # fmt: skip
     fresh = {r.row_key for r in pending} - owned_keys  # their pending records differ only in state
 
-    def write_active() -> int:
-        return store.activate([record(n, name, ACTIVE_STATE) for n, name in granted], fresh)
+    async def write_active() -> int:
+        return await writes.activate([record(n, name, ACTIVE_STATE) for n, name in granted], fresh)
 
     called = time.perf_counter()
-    written = await _in_thread(tables, (order,), write_active)
+    written = await _in_turn(tables, (order,), write_active)
     if foreign:
         doomed = [f"{node}|{name}" for node, name in foreign]
-        await _in_thread(tables, (order,), store.drop_pending, pool_id, doomed)
-        await _in_thread(tables, (order,), ManagedPools(config).note_foreign_users, pool_id, foreign)
+        await _in_turn(tables, (order,), store.drop_pending, pool_id, doomed)
+        await _in_turn(tables, (order,), ManagedPools(config).note_foreign_users, pool_id, foreign)
 
     failed, transient, actions = [], [], {}
     for (n, name), o in zip(pairs, outcomes, strict=True):

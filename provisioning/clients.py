@@ -1,5 +1,6 @@
 """Client factories: Batch (shared key locally, Microsoft Entra ID in Azure), Table and Queue clients
-(a connection string locally, the identity-based connection Azure Functions defines in Azure)."""
+(a connection string locally, the identity-based connection Azure Functions defines in Azure); and the SDKs'
+asyncio Batch and Table clients the grant activity uses, one per event loop."""
 
 from __future__ import annotations
 
@@ -76,9 +77,30 @@ def batch_client(settings: Settings) -> BatchClient:
     )
 
 
-_async_batch_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple, Any]] = (
+_async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple, Any]] = (
     weakref.WeakKeyDictionary()
 )
+
+
+def _lean_pipeline() -> dict[str, Any]:
+    """Options that trim an asyncio client's per-request CPU without changing what it sends."""
+    from azure.core.pipeline.policies import SansIOHTTPPolicy
+
+    # No per-request log records: azure-core's HttpLoggingPolicy writes "Request URL/method/headers" and
+    # "Response status/headers" at INFO for every call, which costs ~0.2 ms of CPU per create wherever the
+    # 'azure' logger is at INFO (Azure's Python worker; the dev host keeps it at WARNING), more when the
+    # Azure Monitor distro exports them. NetworkTraceLoggingPolicy logs only with logging_enable (unset).
+    options: dict[str, Any] = {
+        "http_logging_policy": SansIOHTTPPolicy(),
+        "logging_policy": SansIOHTTPPolicy(),
+    }
+    if not _uses_proxy_settings():
+        from azure.core.pipeline.transport import AioHttpTransport
+
+        # Without proxy settings to honour, skip aiohttp's per-request look-ups of the proxy variables and
+        # ~/.netrc (two thread-pool hops per call, a quarter of the client's CPU per call).
+        options["transport"] = AioHttpTransport(use_env_settings=False)
+    return options
 
 
 def async_batch_client(settings: Settings) -> Any:
@@ -88,13 +110,14 @@ def async_batch_client(settings: Settings) -> Any:
     settings.require_batch()
     loop = asyncio.get_running_loop()
     key = (
+        "batch",
         settings.batch_account_url,
         settings.batch_account_name,
         settings.batch_account_key,
         settings.azure_client_id,
         settings.batch_auth_scope,
     )
-    clients = _async_batch_clients.setdefault(loop, {})
+    clients = _async_clients.setdefault(loop, {})
     if key not in clients:
         from azure.batch.aio import BatchClient
 
@@ -110,21 +133,7 @@ def async_batch_client(settings: Settings) -> Any:
 
             credential = DefaultAzureCredential(managed_identity_client_id=settings.azure_client_id)
             options = {"credential_scopes": [settings.batch_auth_scope]} if settings.batch_auth_scope else {}
-        from azure.core.pipeline.policies import SansIOHTTPPolicy
-
-        # No per-request log records: azure-core's HttpLoggingPolicy writes "Request URL/method/headers" and
-        # "Response status/headers" at INFO for every call, which costs ~0.2 ms of CPU per create wherever the
-        # 'azure' logger is at INFO (Azure's Python worker; the dev host keeps it at WARNING), more when the
-        # Azure Monitor distro exports them. NetworkTraceLoggingPolicy logs only with logging_enable (unset).
-        options["http_logging_policy"] = SansIOHTTPPolicy()
-        options["logging_policy"] = SansIOHTTPPolicy()
-        if not _uses_proxy_settings():
-            from azure.core.pipeline.transport import AioHttpTransport
-
-            # Without proxy settings to honour, skip aiohttp's per-request look-ups of the proxy variables and
-            # ~/.netrc (two thread-pool hops per call, a quarter of the client's CPU per call).
-            options["transport"] = AioHttpTransport(use_env_settings=False)
-        clients[key] = BatchClient(settings.batch_account_url, credential, **options)
+        clients[key] = BatchClient(settings.batch_account_url, credential, **options, **_lean_pipeline())
     return clients[key]
 
 
@@ -133,9 +142,51 @@ def _uses_proxy_settings() -> bool:
     return any(name.lower() in names and value for name, value in os.environ.items())
 
 
-async def close_async_batch_clients() -> None:
-    """Close the asyncio Batch clients of the running loop (for callers that run a loop only for a while)."""
-    for client in (_async_batch_clients.pop(asyncio.get_running_loop(), None) or {}).values():
+def async_table_client(settings: Settings, table_name: str) -> Any:
+    """The SDK's asyncio Table client (`azure.data.tables.aio`), one per event loop, account and table, with
+    the same connection as `table_client` (the same identity, as an asyncio credential, in Azure). Its
+    transactions build their parts on the loop, where the blocking client's start two thread pools each."""
+    settings.require_storage()
+    clients = _async_clients.setdefault(asyncio.get_running_loop(), {})
+    identity = (
+        settings.storage_credential,
+        settings.storage_client_id,
+        settings.storage_identity_resource_id,
+        settings.azure_client_id,
+    )
+    endpoint = settings.storage_connection or settings.storage_service_uri("table")
+    key = ("table", endpoint, identity, table_name)
+    if key not in clients:
+        from azure.data.tables.aio import TableClient
+
+        if settings.storage_connection:
+            clients[key] = TableClient.from_connection_string(endpoint, table_name, **_lean_pipeline())
+        else:
+            if ("credential", identity) not in clients:
+                clients["credential", identity] = _async_storage_credential(settings)
+            credential = clients["credential", identity]
+            clients[key] = TableClient(endpoint, table_name, credential=credential, **_lean_pipeline())
+    return clients[key]
+
+
+def _async_storage_credential(settings: Settings) -> Any:
+    """`storage_credential`'s identity as an asyncio credential."""
+    from azure.identity.aio import DefaultAzureCredential, ManagedIdentityCredential
+
+    if settings.storage_credential == MANAGED_IDENTITY:
+        if settings.storage_identity_resource_id:
+            return ManagedIdentityCredential(
+                identity_config={"resource_id": settings.storage_identity_resource_id}
+            )
+        return ManagedIdentityCredential(client_id=settings.storage_client_id)
+    return DefaultAzureCredential(
+        managed_identity_client_id=settings.storage_client_id or settings.azure_client_id
+    )
+
+
+async def close_async_clients() -> None:
+    """Close the asyncio clients of the running loop (for callers that run a loop only for a while)."""
+    for client in (_async_clients.pop(asyncio.get_running_loop(), None) or {}).values():
         await client.close()
 
 

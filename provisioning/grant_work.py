@@ -1,7 +1,8 @@
 """Staged grant work (a claim check): the nodes a run is about to give users to, written to the managed pools
 table in chunks of CHUNK_NODES before any of them is granted, so that an orchestration's history carries a
 reference to the work (`run|batch`, the number of chunks) and never the node list itself. A chunk activity
-reads its own row. Histories, and with them replay time, stay the same size however many nodes the pool has.
+reads its own row (on the SDK's asyncio Table client: `load_chunk`). Histories, and with them replay time,
+stay the same size however many nodes the pool has.
 
 Rows: PartitionKey = the pool's records partition, RowKey = `work|{run}|{batch}|{chunk:05d}`, `Nodes` =
 JSON `[[nodeId, ip, port, state], ...]`. A run's rows are deleted when the run is done with them; a
@@ -15,7 +16,7 @@ from typing import Any
 
 from azure.data.tables import UpdateMode
 
-from provisioning.clients import table_client
+from provisioning.clients import async_table_client, table_client
 from provisioning.records import partition_key
 from provisioning.settings import Settings
 from provisioning.storage import _ensure_table, chunks
@@ -41,6 +42,12 @@ def batch_prefix(batch: str) -> str:
 
 def chunk_key(batch: str, chunk: int) -> str:
     return f"{batch_prefix(batch)}{chunk:05d}"
+
+
+async def load_chunk(settings: Settings, pool_id: str, key: str) -> list[list[Any]]:
+    """GrantWork.load on the SDK's asyncio Table client, for the grant activity's event loop."""
+    table = async_table_client(settings, settings.pools_table)
+    return json.loads((await table.get_entity(partition_key(pool_id), key, select=["Nodes"]))["Nodes"])
 
 
 def _prefix_range(prefix: str) -> dict[str, str]:
@@ -84,8 +91,7 @@ class GrantWork:
 
     def load(self, pool_id: str, key: str) -> list[list[Any]]:
         """One chunk's nodes, `[[nodeId, ip, port, state], ...]`."""
-        row = self._table.get_entity(partition_key(pool_id), key, select=["Nodes"])
-        return json.loads(row["Nodes"])
+        return json.loads(self._table.get_entity(partition_key(pool_id), key, select=["Nodes"])["Nodes"])
 
     def clear(self, pool_id: str, run: str) -> int:
         """Delete every row the run staged (safe to run again)."""

@@ -1,7 +1,9 @@
-"""Table and queue access (SDK adapters): connection records, request status entries, outgoing events."""
+"""Table and queue access (SDK adapters): connection records, request status entries, outgoing events; and
+the grant's own record writes on the SDK's asyncio Table client (GrantRecordWrites)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 from collections import defaultdict
@@ -14,7 +16,7 @@ from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import TableClient, TableTransactionError, UpdateMode
 
-from provisioning.clients import queue_client, table_client
+from provisioning.clients import async_table_client, queue_client, table_client
 from provisioning.records import ACTIVE, LIVE_STATES, PENDING, SshConnectionRecord, partition_key
 from provisioning.settings import Settings
 
@@ -63,43 +65,12 @@ class ConnectionRecords:
                 )
         return len(records)
 
-    def activate(self, records: list[SshConnectionRecord], written_pending: set[str]) -> int:
-        """Make records `active`: those whose `pending` record this grant has just written (`written_pending`,
-        identical but for the state) by merging the state alone, the others by writing them whole."""
-        by_partition: dict[str, list[SshConnectionRecord]] = defaultdict(list)
-        for record in records:
-            by_partition[record.partition_key].append(record)
-        for items in by_partition.values():
-            for batch in chunks(items):
-                operations = [
-                    ("update", {"PartitionKey": r.partition_key, "RowKey": r.row_key, "State": r.state},
-                     {"mode": UpdateMode.MERGE})
-                    if r.row_key in written_pending
-                    else ("upsert", r.to_entity(), {"mode": UpdateMode.REPLACE})
-                    for r in batch
-                ]  # fmt: skip
-                try:
-                    self._table.submit_transaction(operations)
-                except TableTransactionError:  # a pending record vanished meanwhile: write them whole
-                    self.upsert(batch)
-        return len(records)
-
-    def prepare(self, records: list[SshConnectionRecord]) -> list[str]:
-        """Write `pending` records for the (node, user) pairs about to be created, before they are created.
-
-        Pairs that already have a live (pending or active) record keep it: the app created (or was creating)
-        that user, so it may replace it. Returns the RowKeys of those pairs."""
-        owned: list[str] = []
-        for batch in chunks(records):
-            try:  # the usual case, nodes the app has no record of: one insert-only transaction, no read
-                self._table.submit_transaction([("create", r.to_entity()) for r in batch])
-                continue
-            except TableTransactionError:  # some exist (an earlier grant, or this one again): none written
-                pass
-            existing = self._states(batch[0].pool_id, [r.row_key for r in batch])
-            owned += [r.row_key for r in batch if existing.get(r.row_key) in LIVE_STATES]
-            self.upsert([r for r in batch if existing.get(r.row_key) not in LIVE_STATES])
-        return sorted(owned)
+    def prepare_over_existing(self, batch: list[SshConnectionRecord]) -> list[str]:
+        """GrantRecordWrites.prepare for up to 100 records of one pool of which some exist: reads their
+        states, writes the ones without a live record, returns the RowKeys of those with one."""
+        existing = self._states(batch[0].pool_id, [r.row_key for r in batch])
+        self.upsert([r for r in batch if existing.get(r.row_key) not in LIVE_STATES])
+        return [r.row_key for r in batch if existing.get(r.row_key) in LIVE_STATES]
 
     def drop_pending(self, pool_id: str, row_keys: list[str]) -> int:
         """Delete `pending` records whose user turned out not to be the app's to create."""
@@ -247,6 +218,47 @@ class ConnectionRecords:
                 ]
             )
         return len(entities)
+
+
+class GrantRecordWrites:
+    """The grant's two writes of its records (`pending` before the users are created, `active` after) on the
+    SDK's asyncio Table client: in the usual case one insert-only transaction and one state-only merge per
+    100 records, on the event loop, with no read and no thread. Whatever is unusual (a record already there,
+    one gone meanwhile) is left to ConnectionRecords, in a thread. Records of one pool (one partition)."""
+
+    def __init__(self, settings: Settings, records: ConnectionRecords) -> None:
+        self._table = async_table_client(settings, settings.connections_table)
+        self._records = records
+
+    async def prepare(self, records: list[SshConnectionRecord]) -> list[str]:
+        """Write `pending` records for the (node, user) pairs about to be created, before they are created.
+
+        Pairs that already have a live (pending or active) record keep it: the app created (or was creating)
+        that user, so it may replace it. Returns the RowKeys of those pairs."""
+        owned: list[str] = []
+        for batch in chunks(records):
+            try:  # the usual case, nodes the app has no record of: one insert-only transaction, no read
+                await self._table.submit_transaction([("create", r.to_entity()) for r in batch])
+            except TableTransactionError:  # some exist (an earlier grant, or this one again): none written
+                owned += await asyncio.to_thread(self._records.prepare_over_existing, batch)
+        return sorted(owned)
+
+    async def activate(self, records: list[SshConnectionRecord], written_pending: set[str]) -> int:
+        """Make records `active`: those whose `pending` record this grant has just written (`written_pending`,
+        identical but for the state) by merging the state alone, the others by writing them whole."""
+        for batch in chunks(records):
+            operations = [
+                ("update", {"PartitionKey": r.partition_key, "RowKey": r.row_key, "State": r.state},
+                 {"mode": UpdateMode.MERGE})
+                if r.row_key in written_pending
+                else ("upsert", r.to_entity(), {"mode": UpdateMode.REPLACE})
+                for r in batch
+            ]  # fmt: skip
+            try:
+                await self._table.submit_transaction(operations)
+            except TableTransactionError:  # a pending record vanished meanwhile: write them whole
+                await asyncio.to_thread(self._records.upsert, batch)
+        return len(records)
 
 
 class RequestEntries:

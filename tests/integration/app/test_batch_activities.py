@@ -22,7 +22,7 @@ from activities.managed_pools import clear_grant_work, read_grant_work
 from activities.node_users import delete_node_users, grant_node_users
 from devstack.process import wait_until
 from devstack.ssh_client import run_with_password
-from provisioning.clients import close_async_batch_clients
+from provisioning.clients import close_async_clients
 from provisioning.durations import format_timestamp
 from provisioning.grant_work import chunk_key
 from provisioning.nodes import wait_decision
@@ -203,7 +203,7 @@ def run_on_a_loop(payload: dict) -> dict:
         try:
             return await grant_node_users(payload)
         finally:
-            await close_async_batch_clients()
+            await close_async_clients()
 
     return asyncio.run(run())
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -19,9 +20,10 @@ from activities.connection_records import (
 from activities.events import publish_event
 from activities.managed_pools import active_grants, list_managed_pools, register_managed_pool, set_grant_state
 from provisioning.access import versioned
+from provisioning.clients import close_async_clients
 from provisioning.durations import format_timestamp
 from provisioning.records import ACTIVE, record_for
-from provisioning.storage import MAX_TRANSACTION, ConnectionRecords, RequestEntries
+from provisioning.storage import MAX_TRANSACTION, ConnectionRecords, GrantRecordWrites, RequestEntries
 
 from .conftest import unique_pool
 
@@ -190,6 +192,18 @@ def test_request_entries_show_the_newest_accepted_request_and_a_later_rejection(
     assert entries.latest_for_pool(only_rejected)["state"] == "rejected"
 
 
+def on_a_loop(settings, write, *args):
+    """A GrantRecordWrites method run as the grant activity runs it, on an event loop."""
+
+    async def run():
+        try:
+            return await getattr(GrantRecordWrites(settings, ConnectionRecords(settings)), write)(*args)
+        finally:
+            await close_async_clients()
+
+    return asyncio.run(run())
+
+
 def test_pending_records_come_first_and_say_which_users_are_already_the_apps(app_env):
     pool_id, store = unique_pool(), ConnectionRecords(app_env)
     endpoint = {"ip": "127.9.0.1", "port": 40000, "state": "idle"}
@@ -199,19 +213,44 @@ def test_pending_records_come_first_and_say_which_users_are_already_the_apps(app
         return [record_for(pool_id=pool_id, node_id="node-0000", user=u, endpoint=endpoint, request_id="r1",
                            state=state, at=NOW) for u in who]  # fmt: skip
 
-    assert store.prepare(records("pending", alice, bob)) == []  # none was the app's before
+    assert on_a_loop(app_env, "prepare", records("pending", alice, bob)) == []  # none was the app's before
     states = {r.row_key: r.state for r in store.for_pool(pool_id)}
     assert states == {"node-0000|alice": "pending", "node-0000|bob": "pending"}
     # revoke and expiry find pending records: the user may exist already
     assert [r["user"] for r in find_user_records({"poolId": pool_id, "user": "bob"})["records"]] == ["bob"]
-    assert store.activate(records("active", alice), {"node-0000|alice"}) == 1
+    assert on_a_loop(app_env, "activate", records("active", alice), {"node-0000|alice"}) == 1
     assert store.drop_pending(pool_id, ["node-0000|bob"]) == 1  # bob there is someone else's: no record
     assert {r.row_key: r.state for r in store.for_pool(pool_id)} == {"node-0000|alice": "active"}
-    assert store.prepare(records("pending", alice, bob)) == ["node-0000|alice"]  # alice is the app's
+    # alice is the app's: her record stays as it was; bob's is written pending again
+    assert on_a_loop(app_env, "prepare", records("pending", alice, bob)) == ["node-0000|alice"]
+    states = {r.row_key: r.state for r in store.for_pool(pool_id)}
+    assert states == {"node-0000|alice": "active", "node-0000|bob": "pending"}
     assert store.admin_flags(pool_id, ["node-0000|alice"]) == {"node-0000|alice": True}
     assert mark_pool_records({"poolId": pool_id, "state": "deleted", "at": format_timestamp(NOW)}) == {
         "marked": 2
     }
+
+
+def test_activating_a_pending_record_that_vanished_writes_the_record_whole(app_env):
+    """A pending record deleted between the grant's two writes (its user was someone else's, found by a run
+    of the same grant): activation writes every record of the transaction whole instead of failing."""
+    pool_id, store = unique_pool(), ConnectionRecords(app_env)
+    endpoint = {"ip": "127.9.0.1", "port": 40000, "state": "idle"}
+    nodes = [f"node-{i:04d}" for i in range(3)]
+    alice = users(NOW + timedelta(hours=1))[0]
+
+    def records(state):
+        return [record_for(pool_id=pool_id, node_id=n, user=alice, endpoint=endpoint, request_id="r1",
+                           state=state, at=NOW) for n in nodes]  # fmt: skip
+
+    assert on_a_loop(app_env, "prepare", records("pending")) == []
+    assert store.drop_pending(pool_id, ["node-0001|alice"]) == 1
+    written = {f"{n}|alice" for n in nodes}
+    assert on_a_loop(app_env, "activate", records("active"), written) == 3
+    found = {r.row_key: r for r in store.for_pool(pool_id)}
+    assert {k: r.state for k, r in found.items()} == {f"{n}|alice": "active" for n in nodes}
+    rewritten = found["node-0001|alice"]
+    assert rewritten.ip == "127.9.0.1" and rewritten.key_fingerprint == "SHA256:a"
 
 
 def test_a_managed_pool_keeps_its_grants_and_created_by_app_never_downgrades(app_env):

@@ -4,11 +4,20 @@ whose suffixes differ from the public cloud's). No client talks to the network w
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 import pytest
+from azure.identity.aio import ManagedIdentityCredential
 
-from provisioning.clients import batch_client, entra_credential, queue_client, table_client
+from provisioning.clients import (
+    async_table_client,
+    batch_client,
+    close_async_clients,
+    entra_credential,
+    queue_client,
+    table_client,
+)
 from provisioning.settings import SettingsError, load_settings
 from tests.unit.deploy.template import INFRA, app_settings, parse
 
@@ -69,6 +78,24 @@ def test_storage_clients_use_the_clouds_uris_and_the_user_assigned_identity():
     assert table.table_name == "sshconnections"
     assert table.credential is identity
     assert type(identity).__name__ == "ManagedIdentityCredential"
+
+
+def test_the_grants_asyncio_table_clients_use_the_same_endpoint_and_one_identity():
+    settings = load_settings(template_environment())
+
+    async def build():
+        try:
+            records = async_table_client(settings, settings.connections_table)
+            pools = async_table_client(settings, settings.pools_table)
+            assert async_table_client(settings, settings.connections_table) is records  # one per loop
+            assert records.url == table_client(settings, settings.connections_table).url
+            assert records.table_name == "sshconnections"
+            assert pools.credential is records.credential  # one token cache for both tables
+            return type(records.credential)
+        finally:
+            await close_async_clients()
+
+    assert asyncio.run(build()) is ManagedIdentityCredential
 
 
 def test_the_batch_client_uses_azure_client_id_and_the_clouds_token_scope():
