@@ -19,6 +19,8 @@ import itertools
 import logging
 import time
 import weakref
+from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import azure.durable_functions as df
@@ -31,7 +33,7 @@ from provisioning.clients import async_batch_client, batch_client
 from provisioning.durations import parse_timestamp
 from provisioning.grant_work import load_chunk
 from provisioning.passwords import PasswordCipher
-from provisioning.pool_registry import ManagedPools, public_user
+from provisioning.pool_registry import ManagedPools, ended_grants, public_user
 from provisioning.records import ACTIVE as ACTIVE_STATE
 from provisioning.records import PENDING, SshConnectionRecord, record_for
 from provisioning.storage import ConnectionRecords, GrantRecordWrites
@@ -41,6 +43,7 @@ log = logging.getLogger(__name__)
 
 NODE_GONE = {"NodeNotFound", "PoolNotFound", "PoolBeingDeleted"}
 NOT_OWNED = "UserNotCreatedByApp"
+GRANT_ENDED = "GrantEnded"
 
 
 class NotOwned(Exception):
@@ -105,6 +108,17 @@ async def _in_turn(limit: OrderedLimit, key: tuple, fn: Any, *args: Any) -> Any:
         return await asyncio.to_thread(fn, *args)
     finally:
         limit.release()
+
+
+async def _together(*steps: Any) -> Any:
+    """Coroutine functions (without arguments) run at once: one result, or a list of results for several."""
+    results = await asyncio.gather(*(step() for step in steps))
+    return results if len(results) > 1 else results[0]
+
+
+def _ended_error(name: str, why: str) -> dict[str, str]:
+    ended = f"the expiry of {name} passed" if why == "expired" else f"the grant of {name} was {why}"
+    return {"code": GRANT_ENDED, "message": f"{ended} before this node's turn; {name} was not created on it"}
 
 
 def _password(user: dict, cipher: PasswordCipher | None) -> str | None:
@@ -233,13 +247,20 @@ async def grant_node_users(payload: dict) -> dict:
     at = parse_timestamp(payload["grantedAt"])
     attempt = int(payload.get("attempt") or 1)
     order = int(payload.get("order") or 0)
+    checked = partial(ended_grants, config, pool_id, users, datetime.now(UTC))
     if payload.get("work"):
         names = list(users)
-        staged = await _in_turn(tables, (order,), load_chunk, config, pool_id, payload["work"])
+        loaded = partial(load_chunk, config, pool_id, payload["work"])
+        staged, ended = await _in_turn(tables, (order,), _together, loaded, checked)
         nodes = [{"nodeId": node_id, "ip": ip, "port": port, "state": state, "users": names}
                  for node_id, ip, port, state in staged]  # fmt: skip
     else:
         nodes = payload["nodes"]
+        ended = await _in_turn(tables, (order,), _together, checked)
+    # A user whose grant ended (revoked, or its expiry passed while the grant retried) is not created again.
+    stopped = [{"nodeId": n["nodeId"], "user": name, "error": _ended_error(name, ended[name])}
+               for n in nodes for name in n["users"] if name in ended]  # fmt: skip
+    nodes = [{**n, "users": [name for name in n["users"] if name not in ended]} for n in nodes]
 
     missing = [n for n in nodes if not n.get("ip")]
     if missing:
@@ -306,7 +327,7 @@ async def grant_node_users(payload: dict) -> dict:
         await _in_turn(tables, (order,), store.drop_pending, pool_id, doomed)
         await _in_turn(tables, (order,), ManagedPools(config).note_foreign_users, pool_id, foreign)
 
-    failed, transient, actions = [], [], {}
+    failed, transient, actions = list(stopped), [], {}
     for (n, name), o in zip(pairs, outcomes, strict=True):
         if o["ok"]:
             actions[o["action"]] = actions.get(o["action"], 0) + 1
@@ -320,7 +341,7 @@ async def grant_node_users(payload: dict) -> dict:
              (time.perf_counter() - called) * 1000)  # fmt: skip
     result: dict[str, Any] = {
         "nodes": len(nodes),
-        "pairs": len(pairs),
+        "pairs": len(pairs) + len(stopped),
         "granted": len(granted),
         "written": written,
         "actions": actions,

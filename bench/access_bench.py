@@ -386,6 +386,9 @@ def report(sizes, apps, floors, guide, measured, limit, concurrency) -> None:
     print(row.format("guide / app", *(f"{g / a.access:.0f}x" for g, a in zip(guide, apps, strict=True))))
     print(row.format("first user after last idle (s)", *(f"{a.first_user_after_idle:.2f}" for a in apps)))
     print(row.format("  after the poll that saw it (s)", *(f"{a.first_user_after_poll:.2f}" for a in apps)))
+    granting = [a.access - a.first_user_after_idle for a in apps]
+    print(row.format("first user -> last record (s)", *(f"{g:.2f}" for g in granting)))
+    print(row.format("  / limit", *(f"{g / x:.2f}x" for g, x in zip(granting, limit, strict=True))))
     print(row.format("Batch calls per node-user", *(f"{a.calls_per_node_user:.3f}" for a in apps)))
     print(row.format("records written", *(a.records for a in apps)))
     print(row.format("host peak RSS (MB)", *(f"{a.host_peak_mb:.0f}" for a in apps)))

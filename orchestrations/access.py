@@ -23,13 +23,18 @@ REVOKE_PASSES = 3  # a grant of the same user still retrying can create it again
 
 
 def revoke_user_access(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dict]:
-    """Delete the user from the nodes where the app created it, then mark those records revoked. A record
-    written again after its user was deleted (a grant of that user still running) is not marked: the next
-    pass deletes the user again, up to REVOKE_PASSES passes."""
+    """Mark the user's grant revoked, delete the user from the nodes where the app created it, then mark those
+    records revoked. A record written again after its user was deleted (a chunk of a grant of that user that
+    was already under way) is not marked: the next pass deletes the user again, up to REVOKE_PASSES passes."""
     job = context.get_input()
     pool_id, user = job["poolId"], job["user"]
     at = format_timestamp(context.current_utc_datetime)
     context.set_custom_status({"phase": "revoking", "poolId": pool_id, "user": user})
+    # The grant first: a grant of this user still running stops creating it (it checks before each chunk),
+    # and reconcile stops applying it.
+    yield context.call_activity_with_retry(
+        "set_grant_state", ACTIVITY_RETRY, {"poolId": pool_id, "user": user, "state": REVOKED, "at": at}
+    )
     results: list[dict] = []
     failed: list[dict] = []
     revoked = 0
@@ -49,9 +54,6 @@ def revoke_user_access(context: df.DurableOrchestrationContext) -> Generator[Any
         revoked += marked["marked"]
         if marked["marked"] == len(keys):
             break  # no record was written again meanwhile
-    yield context.call_activity_with_retry(
-        "set_grant_state", ACTIVITY_RETRY, {"poolId": pool_id, "user": user, "state": REVOKED, "at": at}
-    )
     outcome = {
         "poolId": pool_id,
         "user": user,

@@ -14,7 +14,7 @@ from typing import Any
 from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import UpdateMode
 
-from provisioning.clients import table_client
+from provisioning.clients import async_table_client, table_client
 from provisioning.durations import format_timestamp, parse_timestamp
 from provisioning.records import partition_key
 from provisioning.settings import Settings
@@ -215,6 +215,29 @@ class ManagedPools:
         except ResourceNotFoundError:
             return False
         return True
+
+
+async def ended_grants(
+    settings: Settings, pool_id: str, users: dict[str, dict], now: datetime
+) -> dict[str, str]:
+    """Which of a grant's `users` (name -> user) no node should get any more, as name -> why: `expired` (its
+    `expiryTime` has passed) or the state of its grant row when that is no longer active (`revoked`: revoke
+    marks the grant first, so a grant still running stops creating the user). A user with no grant row is
+    not ended. On the SDK's asyncio Table client, for the grant activity's event loop."""
+    ended = {name: "expired" for name, user in users.items() if parse_timestamp(user["expiryTime"]) <= now}
+    rows = async_table_client(settings, settings.pools_table).query_entities(
+        "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi",
+        parameters={"pk": partition_key(pool_id), "lo": GRANT_PREFIX, "hi": "grant}"},
+        select=["UserName", "State"],
+    )
+    try:
+        async for row in rows:
+            state = row.get("State") or GRANT_ACTIVE
+            if row.get("UserName") in users and state != GRANT_ACTIVE:
+                ended.setdefault(row["UserName"], state)
+    except ResourceNotFoundError:  # no managed pools table yet: no grant row at all
+        pass
+    return ended
 
 
 def public_user(user: dict[str, Any]) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -27,6 +27,7 @@ from provisioning.durations import format_timestamp
 from provisioning.grant_work import chunk_key
 from provisioning.nodes import wait_decision
 from provisioning.passwords import PasswordCipher
+from provisioning.pool_registry import ManagedPools
 from provisioning.request import validate_request
 from provisioning.storage import ConnectionRecords
 
@@ -344,6 +345,33 @@ def test_grant_captures_errors_per_node_and_user(app_env, ssh_key, image):
     assert [(f["nodeId"], f["error"]["code"]) for f in result["failed"]] == [("no-such-node", "NodeNotFound")]
     unlisted = grant(request, ["gone-node"])  # no endpoint in the listing and none from Batch
     assert unlisted["noEndpoint"][0]["nodeId"] == "gone-node" and unlisted["pairs"] == 0
+
+
+def test_a_grant_creates_no_user_whose_grant_was_revoked_or_whose_expiry_passed(
+    app_env, ssh_key, image, emulator_faults_cleared
+):
+    """A chunk of a grant that starts after the user's grant was revoked (revoke marks the grant first), or
+    after the user's expiry passed (a grant retried for long), creates that user nowhere and says why."""
+    request, _ = ready_pool(app_env, ssh_key, image, nodes=1)
+    pool_id, node_id = request["poolId"], next(iter(usable(request["poolId"])))
+    alice = request["users"][0]
+    bob = {**alice, "name": "bob"}
+    past = format_timestamp(datetime.now(UTC) - timedelta(minutes=1))
+    carol = {**alice, "name": "carol", "expiryTime": past}
+    pools, now = ManagedPools(app_env), datetime.now(UTC)
+    pools.save_grants(pool_id, [alice, bob, carol], request["requestId"], now)
+    assert pools.set_grant_state(pool_id, "bob", "revoked", now)
+    emulator_faults_cleared.reset_counters()
+    result = grant({**request, "users": [alice, bob, carol]}, [node_id])
+    assert (result["pairs"], result["granted"], result["actions"]) == (3, 1, {"created": 1})
+    why = {f["user"]: (f["error"]["code"], f["error"]["message"]) for f in result["failed"]}
+    turn = "before this node's turn"
+    assert why == {
+        "bob": ("GrantEnded", f"the grant of bob was revoked {turn}; bob was not created on it"),
+        "carol": ("GrantEnded", f"the expiry of carol passed {turn}; carol was not created on it"),
+    }
+    assert emulator_faults_cleared.counters()["calls"]["create_node_user"] == 1  # alice's alone
+    assert set(records_of(app_env, pool_id)) == {f"{node_id}|alice"}  # no pending record of bob or carol
 
 
 def test_delete_node_users_twice_then_login_is_refused(app_env, ssh_key, image):

@@ -504,6 +504,7 @@ def test_revoke_deletes_only_where_the_app_has_records_and_keeps_those_where_it_
     (mark,) = [c.input for c in log.activities("mark_records")]
     assert mark["state"] == "revoked" and mark["keys"] == [["p", "n1|alice", "v1"]]  # as found: n1 only
     assert [c.input["state"] for c in log.activities("set_grant_state")] == ["revoked"]
+    assert log.calls[0].name == "set_grant_state"  # first: a grant of alice still running stops creating her
     (event,) = [c.input for c in log.activities("publish_event")]
     assert event["type"] == "access-revoked" and event["user"] == "alice" and event["recordsRevoked"] == 1
     assert output["deleted"] == 1 and len(output["failed"]) == 1
