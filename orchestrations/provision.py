@@ -123,9 +123,12 @@ def _poll_and_grant(
         # Polls start one interval apart (the time a poll takes is not added to the wait for the next one).
         interval = poll_interval(interval, counts, options["pollFirstSeconds"], options["pollMaxSeconds"])
         due = min(polled_at + timedelta(seconds=interval), deadline)
-        if due <= context.current_utc_datetime:
+        now = context.current_utc_datetime
+        if due <= now and not staged:
             continue  # the poll took the whole interval: poll again now
-        timer = context.create_timer(due)
+        # A grant this poll started is scheduled only once it is yielded: when the poll took the whole
+        # interval, a timer due now starts it with the next poll (not when the run awaits every grant).
+        timer = context.create_timer(max(due, now))
         granting = [task for task in running if not task.is_completed]
         if not granting:
             yield timer

@@ -300,6 +300,21 @@ def test_polls_start_one_interval_apart_whatever_a_poll_takes():
     assert log.timers == [] and len(log.activities("poll_pool")) == 4 and output["outcome"] == "completed"
 
 
+def test_a_grant_staged_by_a_poll_longer_than_the_interval_starts_before_the_next_poll():
+    # A poll of thousands of nodes can take longer than the interval; the nodes it found ready must not wait
+    # for the polls that follow (and, when the pool settles, for the grant of the nodes ready after them).
+    early = (pool_json("resizing"), [{"id": "node-0", "state": "idle"}, {"id": "node-1", "state": "starting"},
+                                     {"id": "node-2", "state": "starting"}])  # fmt: skip
+    later = (pool_json(), _nodes("idle"))
+    batch = Batch(polls=[early, early, later])
+    batch.seconds = {"poll_pool": 1.5}
+    output, log = run(batch)
+    order = [c.name for c in log.calls if c.name in ("poll_pool", "grant_staged_batch")]
+    assert order[:2] == ["poll_pool", "grant_staged_batch"]  # node-0's grant starts with the next poll
+    assert order.count("poll_pool") == 3 and output["outcome"] == "completed"
+    assert output["progress"]["usersGranted"] == 6
+
+
 def test_a_resize_error_fails_fast_and_publishes_pool_failed():
     quota = (pool_json("steady", [{"code": "AccountCoreQuotaReached", "message": "quota reached"}]), [])
     output, log = run(Batch(polls=[quota]))
