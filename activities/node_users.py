@@ -19,7 +19,6 @@ import itertools
 import logging
 import time
 import weakref
-from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
@@ -116,9 +115,9 @@ async def _together(*steps: Any) -> Any:
     return results if len(results) > 1 else results[0]
 
 
-def _ended_error(name: str, why: str) -> dict[str, str]:
-    ended = f"the expiry of {name} passed" if why == "expired" else f"the grant of {name} was {why}"
-    return {"code": GRANT_ENDED, "message": f"{ended} before this node's turn; {name} was not created on it"}
+def _ended_error(name: str, state: str) -> dict[str, str]:
+    message = f"the grant of {name} was {state} before this node's turn; {name} was not created on it"
+    return {"code": GRANT_ENDED, "message": message}
 
 
 def _password(user: dict, cipher: PasswordCipher | None) -> str | None:
@@ -247,7 +246,7 @@ async def grant_node_users(payload: dict) -> dict:
     at = parse_timestamp(payload["grantedAt"])
     attempt = int(payload.get("attempt") or 1)
     order = int(payload.get("order") or 0)
-    checked = partial(ended_grants, config, pool_id, users, datetime.now(UTC))
+    checked = partial(ended_grants, config, pool_id, list(users))
     if payload.get("work"):
         names = list(users)
         loaded = partial(load_chunk, config, pool_id, payload["work"])
@@ -257,7 +256,7 @@ async def grant_node_users(payload: dict) -> dict:
     else:
         nodes = payload["nodes"]
         ended = await _in_turn(tables, (order,), _together, checked)
-    # A user whose grant ended (revoked, or its expiry passed while the grant retried) is not created again.
+    # A user whose grant ended meanwhile (revoked while this grant ran) is not created on more nodes.
     stopped = [{"nodeId": n["nodeId"], "user": name, "error": _ended_error(name, ended[name])}
                for n in nodes for name in n["users"] if name in ended]  # fmt: skip
     nodes = [{**n, "users": [name for name in n["users"] if name not in ended]} for n in nodes]

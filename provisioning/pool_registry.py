@@ -217,14 +217,12 @@ class ManagedPools:
         return True
 
 
-async def ended_grants(
-    settings: Settings, pool_id: str, users: dict[str, dict], now: datetime
-) -> dict[str, str]:
-    """Which of a grant's `users` (name -> user) no node should get any more, as name -> why: `expired` (its
-    `expiryTime` has passed) or the state of its grant row when that is no longer active (`revoked`: revoke
-    marks the grant first, so a grant still running stops creating the user). A user with no grant row is
-    not ended. On the SDK's asyncio Table client, for the grant activity's event loop."""
-    ended = {name: "expired" for name, user in users.items() if parse_timestamp(user["expiryTime"]) <= now}
+async def ended_grants(settings: Settings, pool_id: str, names: list[str]) -> dict[str, str]:
+    """Which of a grant's users no node should get any more: name -> the state of its grant row, when that
+    is no longer active (`revoked`: revoke marks the grant first, so a grant still running stops creating
+    the user). A user with no grant row is not ended. On the SDK's asyncio Table client, for the grant
+    activity's event loop."""
+    ended: dict[str, str] = {}
     rows = async_table_client(settings, settings.pools_table).query_entities(
         "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi",
         parameters={"pk": partition_key(pool_id), "lo": GRANT_PREFIX, "hi": "grant}"},
@@ -233,8 +231,8 @@ async def ended_grants(
     try:
         async for row in rows:
             state = row.get("State") or GRANT_ACTIVE
-            if row.get("UserName") in users and state != GRANT_ACTIVE:
-                ended.setdefault(row["UserName"], state)
+            if row.get("UserName") in names and state != GRANT_ACTIVE:
+                ended[row["UserName"]] = state
     except ResourceNotFoundError:  # no managed pools table yet: no grant row at all
         pass
     return ended
