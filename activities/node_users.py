@@ -109,10 +109,9 @@ async def _in_turn(limit: OrderedLimit, key: tuple, fn: Any, *args: Any) -> Any:
         limit.release()
 
 
-async def _together(*steps: Any) -> Any:
-    """Coroutine functions (without arguments) run at once: one result, or a list of results for several."""
-    results = await asyncio.gather(*(step() for step in steps))
-    return results if len(results) > 1 else results[0]
+async def _together(*steps: Any) -> list[Any]:
+    """Coroutine functions (without arguments) run at once; their results in order."""
+    return list(await asyncio.gather(*(step() for step in steps)))
 
 
 def _ended_error(name: str, state: str) -> dict[str, str]:
@@ -246,16 +245,16 @@ async def grant_node_users(payload: dict) -> dict:
     at = parse_timestamp(payload["grantedAt"])
     attempt = int(payload.get("attempt") or 1)
     order = int(payload.get("order") or 0)
-    checked = partial(ended_grants, config, pool_id, list(users))
+    names = list(users)
     if payload.get("work"):
-        names = list(users)
         loaded = partial(load_chunk, config, pool_id, payload["work"])
+        checked = partial(ended_grants, config, pool_id, names)
         staged, ended = await _in_turn(tables, (order,), _together, loaded, checked)
         nodes = [{"nodeId": node_id, "ip": ip, "port": port, "state": state, "users": names}
                  for node_id, ip, port, state in staged]  # fmt: skip
     else:
         nodes = payload["nodes"]
-        ended = await _in_turn(tables, (order,), _together, checked)
+        ended = await _in_turn(tables, (order,), ended_grants, config, pool_id, names)
     # A user whose grant ended meanwhile (revoked while this grant ran) is not created on more nodes.
     stopped = [{"nodeId": n["nodeId"], "user": name, "error": _ended_error(name, ended[name])}
                for n in nodes for name in n["users"] if name in ended]  # fmt: skip

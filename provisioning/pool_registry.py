@@ -26,6 +26,14 @@ MANAGED, DELETING, DELETED, GONE = "managed", "deleting", "deleted", "gone"
 GRANT_ACTIVE, GRANT_REVOKED, GRANT_ENDED = "active", "revoked", "ended"
 
 
+GRANT_ROWS = "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi"  # a pool's grant rows
+
+
+def _grant_rows(pool_id: str) -> dict[str, str]:
+    """GRANT_ROWS' parameters: the pool's partition, RowKeys from `grant|` up to (not with) `grant}`."""
+    return {"pk": partition_key(pool_id), "lo": GRANT_PREFIX, "hi": GRANT_PREFIX[:-1] + "}"}
+
+
 def _iso(value: Any) -> str | None:
     return format_timestamp(value) if isinstance(value, datetime) else (value or None)
 
@@ -154,10 +162,7 @@ class ManagedPools:
     def grants(self, pool_id: str, *, active_at: datetime | None = None) -> list[dict[str, Any]]:
         """The pool's grants as user dicts (the orchestration's user shape); with `active_at`, only those
         still active and not expired then."""
-        entities = self._table.query_entities(
-            "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi",
-            parameters={"pk": partition_key(pool_id), "lo": GRANT_PREFIX, "hi": "grant}"},
-        )
+        entities = self._table.query_entities(GRANT_ROWS, parameters=_grant_rows(pool_id))
         users = []
         for e in entities:
             expires = e["ExpiresAt"]
@@ -224,9 +229,7 @@ async def ended_grants(settings: Settings, pool_id: str, names: list[str]) -> di
     activity's event loop."""
     ended: dict[str, str] = {}
     rows = async_table_client(settings, settings.pools_table).query_entities(
-        "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi",
-        parameters={"pk": partition_key(pool_id), "lo": GRANT_PREFIX, "hi": "grant}"},
-        select=["UserName", "State"],
+        GRANT_ROWS, parameters=_grant_rows(pool_id), select=["UserName", "State"]
     )
     try:
         async for row in rows:
